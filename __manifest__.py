@@ -1,0 +1,25 @@
+# Copyright 2026 Prepaid Postpaid Billing contributors
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+{
+    "name": "Prepaid and Postpaid Billing",
+    "summary": "Prepaid credit wallets, postpaid recurring invoices and "
+    "reseller billing on top of Odoo Invoicing",
+    "version": "18.0.1.0.0",
+    "category": "Accounting/Accounting",
+    "website": "https://github.com/prepaid-postpaid-billing/prepaid_postpaid_billing",
+    "author": "Prepaid Postpaid Billing contributors",
+    "license": "LGPL-3",
+    "application": True,
+    "installable": True,
+    "depends": ["account", "account_payment", "portal", "mail", "product"],
+    "data": [
+        "security/billing_security.xml",
+        "security/res_partner_security.xml",
+        "views/res_config_settings_views.xml",
+        "views/res_partner_views.xml",
+        "views/billing_menus.xml",
+    ],
+    "demo": [
+        "demo/res_partner_demo.xml",
+    ],
+}

@@ -1,0 +1,21 @@
+from odoo import fields, models
+
+
+class ResConfigSettings(models.TransientModel):
+    _inherit = "res.config.settings"
+
+    billing_offer_prepaid = fields.Boolean(
+        related="company_id.billing_offer_prepaid", readonly=False
+    )
+    billing_offer_postpaid = fields.Boolean(
+        related="company_id.billing_offer_postpaid", readonly=False
+    )
+    billing_default_mode = fields.Selection(
+        related="company_id.billing_default_mode", readonly=False
+    )
+    billing_invoice_terms = fields.Html(
+        related="company_id.billing_invoice_terms", readonly=False
+    )
+    billing_customer_notes = fields.Html(
+        related="company_id.billing_customer_notes", readonly=False
+    )

@@ -1,0 +1,250 @@
+from odoo import api, fields, models
+from odoo.exceptions import AccessError, ValidationError
+
+from .res_company import BILLING_MODES
+
+# Fields of the billing profile: kept on the commercial partner, copied to its
+# contacts, changed after creation by Billing Administrators only.
+BILLING_PROFILE_FIELDS = (
+    "billing_mode",
+    "is_billing_reseller",
+    "billing_reseller_id",
+    "billing_invoice_enabled",
+    "billing_invoice_day",
+)
+
+
+class ResPartner(models.Model):
+    _inherit = "res.partner"
+
+    billing_mode = fields.Selection(
+        selection=BILLING_MODES,
+        required=True,
+        default=lambda self: self.env.company.billing_default_mode or "prepaid",
+        tracking=True,
+        help="Prepaid customers pay in advance from a credit wallet; postpaid "
+        "customers receive an invoice at the end of each billing cycle.",
+    )
+    is_billing_reseller = fields.Boolean(
+        string="Is a Reseller",
+        tracking=True,
+        help="A reseller bills customers of its own under its own invoice numbering.",
+    )
+    billing_reseller_id = fields.Many2one(
+        comodel_name="res.partner",
+        string="Reseller",
+        domain=[("is_billing_reseller", "=", True)],
+        index="btree_not_null",
+        ondelete="restrict",
+        tracking=True,
+        help="The reseller this customer belongs to; empty for the company's "
+        "direct customers.",
+    )
+    billing_invoice_enabled = fields.Boolean(
+        string="Generate Invoices",
+        default=True,
+        tracking=True,
+        help="When off, no recurring invoice is generated for this customer; "
+        "its usage stays pending.",
+    )
+    billing_invoice_day = fields.Integer(
+        string="Preferred Invoice Day",
+        default=1,
+        tracking=True,
+        help="Day of the month on which the customer prefers to be invoiced, from 1 "
+        "to 31; in shorter months a day past the end means the last day.",
+    )
+    billing_customer_count = fields.Integer(
+        string="Reseller Customers",
+        compute="_compute_billing_customer_count",
+    )
+
+    # -------------------------------------------------------------------------
+    # COMPUTE METHODS
+    # -------------------------------------------------------------------------
+
+    def _compute_billing_customer_count(self):
+        groups = self.env["res.partner"]._read_group(
+            self._billing_reseller_customers_domain(self.ids),
+            groupby=["billing_reseller_id"],
+            aggregates=["__count"],
+        )
+        counts = {reseller.id: count for reseller, count in groups}
+        for partner in self:
+            partner.billing_customer_count = counts.get(partner.id, 0)
+
+    # -------------------------------------------------------------------------
+    # CONSTRAINT METHODS
+    # -------------------------------------------------------------------------
+
+    @api.constrains("billing_invoice_day")
+    def _check_billing_invoice_day(self):
+        for partner in self:
+            if not 1 <= partner.billing_invoice_day <= 31:
+                raise ValidationError(
+                    self.env._(
+                        "Preferred Invoice Day of %(partner)s must be between 1 and "
+                        "31, not %(day)s.",
+                        partner=partner.display_name,
+                        day=partner.billing_invoice_day,
+                    )
+                )
+
+    @api.constrains("billing_reseller_id", "is_billing_reseller")
+    def _check_billing_reseller(self):
+        for partner in self:
+            reseller = partner.billing_reseller_id
+            if reseller and not reseller.is_billing_reseller:
+                raise ValidationError(
+                    self.env._(
+                        "Reseller of %(partner)s: %(reseller)s is not a reseller.",
+                        partner=partner.display_name,
+                        reseller=reseller.display_name,
+                    )
+                )
+            if reseller and reseller.commercial_partner_id == (
+                partner.commercial_partner_id
+            ):
+                raise ValidationError(
+                    self.env._(
+                        "Reseller of %(partner)s: a reseller cannot be its own "
+                        "reseller.",
+                        partner=partner.display_name,
+                    )
+                )
+            if not partner.is_billing_reseller and partner.billing_customer_count:
+                raise ValidationError(
+                    self.env._(
+                        "Is a Reseller of %(partner)s cannot be switched off while "
+                        "%(count)s customers belong to it.",
+                        partner=partner.display_name,
+                        count=partner.billing_customer_count,
+                    )
+                )
+        if self._has_cycle("billing_reseller_id"):
+            raise ValidationError(
+                self.env._(
+                    "Reseller: a reseller cannot be the reseller of its own "
+                    "reseller (%(partners)s).",
+                    partners=", ".join(self.mapped("display_name")),
+                )
+            )
+
+    @api.constrains("billing_mode")
+    def _check_billing_mode_offered(self):
+        if self.env.context.get("billing_self_signup"):
+            # Customers who sign up on their own are always prepaid.
+            return
+        labels = dict(BILLING_MODES)
+        for partner in self:
+            if partner.commercial_partner_id != partner:
+                continue  # a contact follows its commercial partner
+            company = partner.company_id or self.env.company
+            if not company._billing_mode_offered(partner.billing_mode):
+                raise ValidationError(
+                    self.env._(
+                        "Billing Mode of %(partner)s: company %(company)s does not "
+                        "offer %(mode)s billing.",
+                        partner=partner.display_name,
+                        company=company.name,
+                        mode=labels[partner.billing_mode],
+                    )
+                )
+
+    # -------------------------------------------------------------------------
+    # CRUD METHODS
+    # -------------------------------------------------------------------------
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        self._check_billing_profile_create_access(vals_list)
+        return super().create(vals_list)
+
+    def write(self, vals):
+        self._check_billing_profile_write_access(vals)
+        return super().write(vals)
+
+    @api.model
+    def _commercial_fields(self):
+        return super()._commercial_fields() + list(BILLING_PROFILE_FIELDS)
+
+    # -------------------------------------------------------------------------
+    # ACTION METHODS
+    # -------------------------------------------------------------------------
+
+    def action_view_billing_customers(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "prepaid_postpaid_billing.res_partner_action_billing_customer"
+        )
+        action["domain"] = self._billing_reseller_customers_domain(self.ids)
+        action["context"] = {"default_billing_reseller_id": self.id}
+        return action
+
+    # -------------------------------------------------------------------------
+    # BUSINESS METHODS
+    # -------------------------------------------------------------------------
+
+    @api.model
+    def _billing_reseller_customers_domain(self, reseller_ids):
+        """Domain of the customers (commercial partners) of the given resellers."""
+        return [
+            ("billing_reseller_id", "in", reseller_ids),
+            "|",
+            ("is_company", "=", True),
+            ("parent_id", "=", False),
+        ]
+
+    @api.model
+    def _check_billing_profile_create_access(self, vals_list):
+        """Only billing users choose a billing profile other than the defaults."""
+        if self.env.su or self.env.user.has_group(
+            "prepaid_postpaid_billing.group_billing_user"
+        ):
+            return
+        defaults = self.default_get(list(BILLING_PROFILE_FIELDS))
+        for vals in vals_list:
+            chosen = [
+                fname
+                for fname in BILLING_PROFILE_FIELDS
+                if fname in vals and vals[fname] != defaults.get(fname, False)
+            ]
+            if chosen:
+                raise AccessError(
+                    self.env._(
+                        "Only Billing Users can set the billing profile (%(fields)s) "
+                        "of a new customer %(partner)s.",
+                        fields=", ".join(self._fields[f].string for f in chosen),
+                        partner=vals.get("name") or "",
+                    )
+                )
+
+    def _check_billing_profile_write_access(self, vals):
+        """Only billing administrators change the billing profile of a customer."""
+        if self.env.su or self.env.user.has_group(
+            "prepaid_postpaid_billing.group_billing_manager"
+        ):
+            return
+        fnames = [fname for fname in BILLING_PROFILE_FIELDS if fname in vals]
+        if not fnames:
+            return
+        for partner in self:
+            changed = [
+                fname
+                for fname in fnames
+                if partner[fname] != partner._billing_value_as_record(fname, vals)
+            ]
+            if changed:
+                raise AccessError(
+                    self.env._(
+                        "Only Billing Administrators can change the billing profile "
+                        "(%(fields)s) of %(partner)s.",
+                        fields=", ".join(self._fields[f].string for f in changed),
+                        partner=partner.display_name,
+                    )
+                )
+
+    def _billing_value_as_record(self, fname, vals):
+        """Value ``vals[fname]`` as ``self[fname]`` would read once written."""
+        field = self._fields[fname]
+        return field.convert_to_record(field.convert_to_cache(vals[fname], self), self)

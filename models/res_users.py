@@ -1,0 +1,24 @@
+from odoo import api, models
+
+
+class ResUsers(models.Model):
+    _inherit = "res.users"
+
+    @api.model
+    def _signup_create_user(self, values):
+        """Customers who sign up on their own through the portal are prepaid.
+
+        Invited partners (``partner_id`` in ``values``) keep the billing mode
+        chosen when they were created.
+        """
+        if "partner_id" in values:
+            return super()._signup_create_user(values)
+        user = super(
+            ResUsers, self.with_context(billing_self_signup=True)
+        )._signup_create_user(values)
+        # sudo: the partner was just created by this signup; its billing mode is
+        # set by policy, not chosen by the visitor.
+        user.partner_id.with_context(billing_self_signup=True).sudo().write(
+            {"billing_mode": "prepaid"}
+        )
+        return user
