@@ -19,6 +19,11 @@
         "views/res_partner_views.xml",
         "views/billing_menus.xml",
     ],
+    "assets": {
+        "web.assets_tests": [
+            "prepaid_postpaid_billing/static/tests/tours/*.js",
+        ],
+    },
     "demo": [
         "demo/res_partner_demo.xml",
     ],

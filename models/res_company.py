@@ -25,12 +25,11 @@ class ResCompany(models.Model):
         help="Billing mode given to new customers unless another one is chosen.",
     )
     billing_invoice_terms = fields.Html(
-        string="Default Terms and Conditions",
+        string="Billing Terms and Conditions",
         translate=True,
         help="Terms and conditions proposed on invoices created from the Billing app.",
     )
     billing_customer_notes = fields.Html(
-        string="Default Customer Notes",
         translate=True,
         help="Notes to the customer proposed on invoices created from the Billing app.",
     )

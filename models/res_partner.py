@@ -54,6 +54,11 @@ class ResPartner(models.Model):
         help="Day of the month on which the customer prefers to be invoiced, from 1 "
         "to 31; in shorter months a day past the end means the last day.",
     )
+    billing_profile_editable = fields.Boolean(
+        compute="_compute_billing_profile_editable",
+        help="Technical: the current user may change the billing profile of existing "
+        "customers.",
+    )
     billing_customer_count = fields.Integer(
         string="Reseller Customers",
         compute="_compute_billing_customer_count",
@@ -62,6 +67,13 @@ class ResPartner(models.Model):
     # -------------------------------------------------------------------------
     # COMPUTE METHODS
     # -------------------------------------------------------------------------
+
+    def _compute_billing_profile_editable(self):
+        editable = self.env.user.has_group(
+            "prepaid_postpaid_billing.group_billing_manager"
+        )
+        for partner in self:
+            partner.billing_profile_editable = editable
 
     def _compute_billing_customer_count(self):
         groups = self.env["res.partner"]._read_group(
@@ -112,15 +124,19 @@ class ResPartner(models.Model):
                         partner=partner.display_name,
                     )
                 )
-            if not partner.is_billing_reseller and partner.billing_customer_count:
-                raise ValidationError(
-                    self.env._(
-                        "Is a Reseller of %(partner)s cannot be switched off while "
-                        "%(count)s customers belong to it.",
-                        partner=partner.display_name,
-                        count=partner.billing_customer_count,
-                    )
+            if not partner.is_billing_reseller:
+                count = self.search_count(
+                    self._billing_reseller_customers_domain(partner.ids)
                 )
+                if count:
+                    raise ValidationError(
+                        self.env._(
+                            "Is a Reseller of %(partner)s cannot be switched off "
+                            "while %(count)s customers belong to it.",
+                            partner=partner.display_name,
+                            count=count,
+                        )
+                    )
         if self._has_cycle("billing_reseller_id"):
             raise ValidationError(
                 self.env._(

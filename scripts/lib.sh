@@ -131,7 +131,7 @@ pg_stop() {
 }
 
 psql_admin() {
-    as_pg "$(pg_bin psql)" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -X "$@"
+    PGOPTIONS="--client-min-messages=warning" as_pg "$(pg_bin psql)" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -X "$@"
 }
 
 db_exists() {
