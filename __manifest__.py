@@ -14,7 +14,16 @@
     "depends": ["account", "account_payment", "portal", "mail", "product"],
     "data": [
         "security/billing_security.xml",
+        "security/ir.model.access.csv",
         "security/res_partner_security.xml",
+        "security/billing_wallet_security.xml",
+        "data/ir_cron_data.xml",
+        "data/mail_template_data.xml",
+        "data/product_data.xml",
+        "wizards/billing_wallet_adjust_views.xml",
+        "views/account_move_views.xml",
+        "views/billing_wallet_views.xml",
+        "views/product_template_views.xml",
         "views/res_config_settings_views.xml",
         "views/res_partner_views.xml",
         "views/billing_menus.xml",
@@ -26,5 +35,7 @@
     },
     "demo": [
         "demo/res_partner_demo.xml",
+        "demo/product_demo.xml",
     ],
+    "post_init_hook": "post_init_hook",
 }

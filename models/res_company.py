@@ -2,6 +2,9 @@ from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
 BILLING_MODES = [("prepaid", "Prepaid"), ("postpaid", "Postpaid")]
+LIABILITY_DOMAIN = [
+    ("account_type", "in", ("liability_current", "liability_non_current"))
+]
 
 
 class ResCompany(models.Model):
@@ -33,6 +36,48 @@ class ResCompany(models.Model):
         translate=True,
         help="Notes to the customer proposed on invoices created from the Billing app.",
     )
+    billing_wallet_account_id = fields.Many2one(
+        comodel_name="account.account",
+        string="Customer Wallet Account",
+        check_company=True,
+        domain=LIABILITY_DOMAIN,
+        help="Liability account holding the credit customers have paid for and not "
+        "used yet.",
+    )
+    billing_wallet_journal_id = fields.Many2one(
+        comodel_name="account.journal",
+        string="Customer Wallet Journal",
+        check_company=True,
+        domain="[('type', '=', 'cash')]",
+        help="Journal of the wallet credits, debits and payments from the wallet.",
+    )
+    billing_wallet_topup_account_id = fields.Many2one(
+        comodel_name="account.account",
+        string="Pending Top-ups Account",
+        check_company=True,
+        domain=LIABILITY_DOMAIN,
+        help="Account of credit package and recharge invoice lines, until the invoice "
+        "is paid and its credit moves to the wallet.",
+    )
+    billing_wallet_bonus_account_id = fields.Many2one(
+        comodel_name="account.account",
+        string="Wallet Bonus Account",
+        check_company=True,
+        help="Account of credit granted above the price paid (package bonus) and of "
+        "manual credits and debits.",
+    )
+    billing_wallet_allow_payments = fields.Boolean(
+        string="Allow Payments from Wallet",
+        help="Pay every customer invoice from the customer's wallet when it is "
+        "posted, if the balance covers it. When off, only invoices with a product "
+        "set to be paid from the wallet are.",
+    )
+    billing_topup_expiry_hours = fields.Integer(
+        string="Unpaid Top-up Window (hours)",
+        default=48,
+        help="Credit package and recharge invoices still unpaid this many hours "
+        "after they were posted are cancelled. 0 keeps them open.",
+    )
 
     # -------------------------------------------------------------------------
     # CONSTRAINT METHODS
@@ -62,6 +107,19 @@ class ResCompany(models.Model):
                     )
                 )
 
+    @api.constrains("billing_topup_expiry_hours")
+    def _check_billing_topup_expiry_hours(self):
+        for company in self:
+            if company.billing_topup_expiry_hours < 0:
+                raise ValidationError(
+                    self.env._(
+                        "Unpaid Top-up Window of company %(company)s cannot be "
+                        "negative (%(hours)s hours).",
+                        company=company.name,
+                        hours=company.billing_topup_expiry_hours,
+                    )
+                )
+
     # -------------------------------------------------------------------------
     # BUSINESS METHODS
     # -------------------------------------------------------------------------
@@ -70,3 +128,81 @@ class ResCompany(models.Model):
         """Tell whether this company offers the billing mode ``mode``."""
         self.ensure_one()
         return bool(self[f"billing_offer_{mode}"])
+
+    def _billing_setup_wallet(self):
+        """Create the wallet accounts and journal of companies that have a chart of
+        accounts and miss them. Safe to call again."""
+        for company in self.filtered("chart_template"):
+            company = company.with_company(company)
+            vals = {}
+            if not company.billing_wallet_account_id:
+                vals["billing_wallet_account_id"] = company._billing_create_account(
+                    self.env._("Customer Wallet"), "liability_current", "2"
+                ).id
+            if not company.billing_wallet_topup_account_id:
+                vals["billing_wallet_topup_account_id"] = (
+                    company._billing_create_account(
+                        self.env._("Pending Wallet Top-ups"), "liability_current", "2"
+                    ).id
+                )
+            if not company.billing_wallet_bonus_account_id:
+                vals["billing_wallet_bonus_account_id"] = (
+                    company._billing_create_account(
+                        self.env._("Wallet Bonus Credit"), "expense", "6"
+                    ).id
+                )
+            if vals:
+                company.write(vals)
+            if not company.billing_wallet_journal_id:
+                company.billing_wallet_journal_id = company._billing_create_journal()
+
+    def _billing_create_account(self, name, account_type, prefix):
+        """A new account of ``account_type`` with a free code, as long as the
+        company's other codes, starting with ``prefix``."""
+        self.ensure_one()
+        Account = self.env["account.account"].with_company(self)
+        sample = Account.search(
+            [*Account._check_company_domain(self), ("account_type", "=", account_type)],
+            limit=1,
+        )
+        digits = len(sample.code) if sample.code and sample.code.isdigit() else 6
+        start_code = prefix.ljust(digits, "0")
+        return Account.create(
+            {
+                "name": name,
+                "code": Account._search_new_account_code(start_code),
+                "account_type": account_type,
+                "reconcile": False,
+            }
+        )
+
+    def _billing_create_journal(self):
+        """The wallet journal: a cash-type journal whose liquidity account is the
+        wallet account, so that payments from the wallet debit the customer's
+        credit and settle the invoice at once."""
+        self.ensure_one()
+        Journal = self.env["account.journal"].with_company(self)
+        code = "WLT"
+        suffix = 1
+        while Journal.search_count(
+            [*Journal._check_company_domain(self), ("code", "=", code)], limit=1
+        ):
+            suffix += 1
+            code = f"WLT{suffix}"
+        journal = Journal.create(
+            {
+                "name": self.env._("Customer Wallet"),
+                "code": code,
+                "type": "cash",
+                "company_id": self.id,
+                "default_account_id": self.billing_wallet_account_id.id,
+                "suspense_account_id": self.account_journal_suspense_account_id.id,
+            }
+        )
+        journal.inbound_payment_method_line_ids.payment_account_id = (
+            self.billing_wallet_account_id
+        )
+        journal.outbound_payment_method_line_ids.payment_account_id = (
+            self.billing_wallet_account_id
+        )
+        return journal

@@ -19,3 +19,21 @@ class ResConfigSettings(models.TransientModel):
     billing_customer_notes = fields.Html(
         related="company_id.billing_customer_notes", readonly=False
     )
+    billing_wallet_allow_payments = fields.Boolean(
+        related="company_id.billing_wallet_allow_payments", readonly=False
+    )
+    billing_topup_expiry_hours = fields.Integer(
+        related="company_id.billing_topup_expiry_hours", readonly=False
+    )
+    billing_wallet_account_id = fields.Many2one(
+        related="company_id.billing_wallet_account_id", readonly=False
+    )
+    billing_wallet_journal_id = fields.Many2one(
+        related="company_id.billing_wallet_journal_id", readonly=False
+    )
+    billing_wallet_topup_account_id = fields.Many2one(
+        related="company_id.billing_wallet_topup_account_id", readonly=False
+    )
+    billing_wallet_bonus_account_id = fields.Many2one(
+        related="company_id.billing_wallet_bonus_account_id", readonly=False
+    )

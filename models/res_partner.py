@@ -54,6 +54,16 @@ class ResPartner(models.Model):
         help="Day of the month on which the customer prefers to be invoiced, from 1 "
         "to 31; in shorter months a day past the end means the last day.",
     )
+    billing_balance = fields.Monetary(
+        string="Wallet Balance",
+        currency_field="billing_currency_id",
+        compute="_compute_billing_balance",
+        help="Credit in the customer's wallet in the current company.",
+    )
+    billing_currency_id = fields.Many2one(
+        comodel_name="res.currency",
+        compute="_compute_billing_balance",
+    )
     billing_profile_editable = fields.Boolean(
         compute="_compute_billing_profile_editable",
         help="Technical: the current user may change the billing profile of existing "
@@ -67,6 +77,28 @@ class ResPartner(models.Model):
     # -------------------------------------------------------------------------
     # COMPUTE METHODS
     # -------------------------------------------------------------------------
+
+    @api.depends_context("company")
+    def _compute_billing_balance(self):
+        company = self.env.company
+        # sudo: the balance is shown to whoever may read the partner, as Odoo shows
+        # a customer's credit and receivable amounts.
+        wallets = (
+            self.env["billing.wallet"]
+            .sudo()
+            .search(
+                [
+                    ("partner_id", "in", self.commercial_partner_id.ids),
+                    ("company_id", "=", company.id),
+                ]
+            )
+        )
+        balances = {wallet.partner_id.id: wallet.balance for wallet in wallets}
+        for partner in self:
+            partner.billing_currency_id = company.currency_id
+            partner.billing_balance = balances.get(
+                partner.commercial_partner_id.id, 0.0
+            )
 
     def _compute_billing_profile_editable(self):
         editable = self.env.user.has_group(
@@ -195,6 +227,26 @@ class ResPartner(models.Model):
         )
         action["domain"] = self._billing_reseller_customers_domain(self.ids)
         action["context"] = {"default_billing_reseller_id": self.id}
+        return action
+
+    def action_view_billing_wallet_moves(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "prepaid_postpaid_billing.billing_wallet_move_action"
+        )
+        action["domain"] = [
+            ("partner_id", "=", self.commercial_partner_id.id),
+            ("company_id", "=", self.env.company.id),
+        ]
+        action["context"] = {}
+        return action
+
+    def action_billing_wallet_adjust(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "prepaid_postpaid_billing.billing_wallet_adjust_action"
+        )
+        action["context"] = {"default_partner_id": self.commercial_partner_id.id}
         return action
 
     # -------------------------------------------------------------------------

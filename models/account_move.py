@@ -1,0 +1,381 @@
+import logging
+from datetime import timedelta
+
+from odoo import api, fields, models
+from odoo.exceptions import UserError, ValidationError
+
+_logger = logging.getLogger(__name__)
+
+PAID_STATES = ("paid", "in_payment")
+
+
+class AccountMove(models.Model):
+    _inherit = "account.move"
+
+    billing_is_topup = fields.Boolean(
+        string="Wallet Top-up",
+        compute="_compute_billing_is_topup",
+        store=True,
+        help="A customer invoice of credit packages or recharges: paying it credits "
+        "the customer's wallet.",
+    )
+    billing_topup_expires_at = fields.Datetime(
+        string="Top-up Expires At",
+        copy=False,
+        readonly=True,
+        index="btree_not_null",
+        help="When this top-up invoice is cancelled if it is still unpaid.",
+    )
+    billing_wallet_move_ids = fields.One2many(
+        comodel_name="billing.wallet.move",
+        inverse_name="invoice_id",
+        string="Wallet Movements",
+        readonly=True,
+    )
+    billing_topup_credited = fields.Monetary(
+        string="Credited to Wallet",
+        currency_field="company_currency_id",
+        compute="_compute_billing_wallet_amounts",
+    )
+    billing_wallet_balance = fields.Monetary(
+        string="Wallet Balance",
+        currency_field="company_currency_id",
+        compute="_compute_billing_wallet_amounts",
+    )
+
+    # -------------------------------------------------------------------------
+    # COMPUTE METHODS
+    # -------------------------------------------------------------------------
+
+    @api.depends(
+        "move_type",
+        "invoice_line_ids.product_id.billing_topup_credit",
+        "invoice_line_ids.product_id.billing_is_recharge",
+    )
+    def _compute_billing_is_topup(self):
+        for move in self:
+            move.billing_is_topup = move.move_type == "out_invoice" and bool(
+                move._billing_topup_lines()
+            )
+
+    def _compute_billing_wallet_amounts(self):
+        Wallet = self.env["billing.wallet"].sudo()
+        for move in self:
+            move.billing_topup_credited = sum(
+                move.sudo()
+                .billing_wallet_move_ids.filtered(
+                    lambda m: m.kind in ("topup", "bonus")
+                )
+                .mapped("amount")
+            )
+            wallet = (
+                Wallet._get_wallet(move.partner_id, move.company_id, create=False)
+                if move.partner_id
+                else Wallet
+            )
+            move.billing_wallet_balance = wallet.balance
+
+    # -------------------------------------------------------------------------
+    # CRUD METHODS
+    # -------------------------------------------------------------------------
+
+    def _post(self, soft=True):
+        posted = super()._post(soft=soft)
+        topups = posted.filtered("billing_is_topup")
+        now = fields.Datetime.now()
+        for move in topups:
+            hours = move.company_id.billing_topup_expiry_hours
+            if hours:
+                move.billing_topup_expires_at = now + timedelta(hours=hours)
+        (posted - topups).filtered(
+            lambda m: m.move_type == "out_invoice"
+        )._billing_auto_pay_from_wallet()
+        return posted
+
+    def _invoice_paid_hook(self):
+        res = super()._invoice_paid_hook()
+        self._billing_credit_topups()
+        return res
+
+    # -------------------------------------------------------------------------
+    # ACTION METHODS
+    # -------------------------------------------------------------------------
+
+    def action_billing_pay_from_wallet(self):
+        """Pay the residual of these customer invoices from their customers'
+        wallets, or as much of it as the balance allows."""
+        self.check_access("write")
+        for move in self:
+            move._billing_check_wallet_payable()
+            wallet = (
+                self.env["billing.wallet"]
+                .sudo()
+                ._get_wallet(move.partner_id, move.company_id, create=False)
+            )
+            amount = min(move.amount_residual, wallet.balance)
+            if move.currency_id.compare_amounts(amount, 0) <= 0:
+                raise UserError(
+                    self.env._(
+                        "Invoice %(invoice)s cannot be paid from the wallet: "
+                        "%(partner)s has no credit.",
+                        invoice=move.display_name,
+                        partner=move.partner_id.commercial_partner_id.display_name,
+                    )
+                )
+            move._billing_pay_from_wallet(amount)
+        return True
+
+    # -------------------------------------------------------------------------
+    # BUSINESS METHODS
+    # -------------------------------------------------------------------------
+
+    def _billing_topup_lines(self):
+        self.ensure_one()
+        return self.invoice_line_ids.filtered(
+            lambda line: (
+                line.display_type == "product"
+                and line.product_id
+                and line.product_id.product_tmpl_id._billing_is_topup()
+            )
+        )
+
+    def _billing_credit_topups(self):
+        """Credit the wallets of these paid top-up invoices, exactly once each."""
+        # sudo: runs when an invoice becomes paid, whoever paid it (an accountant,
+        # a payment provider's callback as the public user); the wallet credited is
+        # the invoice customer's and the amounts come from the posted invoice.
+        for move in self.sudo():
+            if not (
+                move.billing_is_topup
+                and move.state == "posted"
+                and move.payment_state in PAID_STATES
+            ):
+                continue
+            company = move.company_id
+            wallet = (
+                self.env["billing.wallet"].sudo()._get_wallet(move.partner_id, company)
+            )
+            key = f"topup:{move.id}"
+            wallet._lock()
+            if wallet._has_movement(key):
+                continue
+            credit = paid = 0.0
+            for line in move._billing_topup_lines():
+                line_credit, line_paid = line._billing_topup_credit()
+                credit += line_credit
+                paid += line_paid
+            bonus = credit - paid
+            label = self.env._("Top-up %(invoice)s", invoice=move.name)
+            entry = wallet._post_entry(
+                label,
+                [
+                    (company.billing_wallet_topup_account_id, paid, label),
+                    (company.billing_wallet_bonus_account_id, bonus, label),
+                    (company.billing_wallet_account_id, -credit, label),
+                ],
+            )
+            movements = [
+                {
+                    "kind": "topup",
+                    "name": label,
+                    "amount": paid,
+                    "origin": move.name,
+                    "idempotency_key": key,
+                    "account_move_id": entry.id,
+                    "invoice_id": move.id,
+                }
+            ]
+            if not company.currency_id.is_zero(bonus):
+                movements.append(
+                    {
+                        "kind": "bonus",
+                        "name": self.env._("Bonus on %(invoice)s", invoice=move.name),
+                        "amount": bonus,
+                        "origin": move.name,
+                        "idempotency_key": f"bonus:{move.id}",
+                        "account_move_id": entry.id,
+                        "invoice_id": move.id,
+                    }
+                )
+            wallet._apply_movements(movements)
+            move.billing_topup_expires_at = False
+            move._billing_notify_topup_credited()
+
+    def _billing_notify_topup_credited(self):
+        self.ensure_one()
+        template = self.env.ref(
+            "prepaid_postpaid_billing.mail_template_wallet_credited",
+            raise_if_not_found=False,
+        )
+        if template:
+            self.with_context(mail_notify_force_send=False).message_post_with_source(
+                template, subtype_xmlid="mail.mt_comment"
+            )
+
+    def _billing_check_wallet_payable(self):
+        """Raise a UserError saying why this invoice cannot be paid from the
+        wallet."""
+        self.ensure_one()
+        problem = None
+        if self.move_type != "out_invoice" or self.state != "posted":
+            problem = self.env._("only posted customer invoices can be")
+        elif self.billing_is_topup:
+            problem = self.env._("a top-up invoice credits the wallet")
+        elif self.payment_state in PAID_STATES or self.currency_id.is_zero(
+            self.amount_residual
+        ):
+            problem = self.env._("it is already paid")
+        elif self.currency_id != self.company_id.currency_id:
+            problem = self.env._(
+                "the wallet is kept in %(currency)s",
+                currency=self.company_id.currency_id.name,
+            )
+        elif not self.company_id.billing_wallet_journal_id:
+            problem = self.env._("the company has no Customer Wallet Journal")
+        if problem:
+            raise UserError(
+                self.env._(
+                    "Invoice %(invoice)s cannot be paid from the wallet: %(problem)s.",
+                    invoice=self.display_name,
+                    problem=problem,
+                )
+            )
+
+    def _billing_pay_from_wallet(self, amount):
+        """Pay ``amount`` of this invoice from the customer's wallet: a payment in
+        the wallet journal, reconciled with the invoice, and a wallet debit."""
+        self.ensure_one()
+        self._billing_check_wallet_payable()
+        company = self.company_id
+        # sudo: the caller checked the user may write this invoice; the payment and
+        # the debit only move the invoice customer's own credit to this invoice.
+        wallet = self.env["billing.wallet"].sudo()._get_wallet(self.partner_id, company)
+        wallet._lock()
+        journal = company.billing_wallet_journal_id
+        payment = (
+            self.env["account.payment"]
+            .sudo()
+            .with_context(billing_wallet_payment=True)
+            .create(
+                {
+                    "payment_type": "inbound",
+                    "partner_type": "customer",
+                    "partner_id": self.commercial_partner_id.id,
+                    "amount": amount,
+                    "currency_id": company.currency_id.id,
+                    "journal_id": journal.id,
+                    "payment_method_line_id": journal.inbound_payment_method_line_ids[
+                        :1
+                    ].id,
+                    "date": fields.Date.context_today(self),
+                    "memo": self.name,
+                    "invoice_ids": [fields.Command.set(self.ids)],
+                }
+            )
+        )
+        payment.action_post()
+        (payment.move_id.line_ids + self.line_ids).filtered(
+            lambda line: (
+                line.account_id.account_type == "asset_receivable"
+                and not line.reconciled
+            )
+        ).reconcile()
+        wallet._apply_movements(
+            [
+                {
+                    "kind": "invoice_payment",
+                    "name": self.env._("Payment of %(invoice)s", invoice=self.name),
+                    "amount": -amount,
+                    "origin": self.name,
+                    "idempotency_key": f"invoice_payment:{payment.id}",
+                    "account_move_id": payment.move_id.id,
+                    "invoice_id": self.id,
+                }
+            ]
+        )
+        return payment
+
+    def _billing_auto_pay_from_wallet(self):
+        """Pay these just-posted customer invoices from the wallet when the company
+        allows it or a product asks for it, and the balance covers them; say in
+        the chatter why an invoice was not."""
+        Wallet = self.env["billing.wallet"].sudo()
+        for move in self:
+            flagged = any(
+                move.invoice_line_ids.product_id.mapped("billing_pay_from_wallet")
+            )
+            if not (move.company_id.billing_wallet_allow_payments or flagged):
+                continue
+            if move.currency_id.is_zero(move.amount_residual):
+                continue
+            wallet = Wallet._get_wallet(move.partner_id, move.company_id, create=False)
+            customer = move.partner_id.commercial_partner_id
+            if not (wallet or flagged or customer.billing_mode == "prepaid"):
+                continue
+            reason = None
+            if move.currency_id != move.company_id.currency_id:
+                reason = self.env._(
+                    "the wallet is kept in %(currency)s",
+                    currency=move.company_id.currency_id.name,
+                )
+            elif (
+                move.company_currency_id.compare_amounts(
+                    wallet.balance, move.amount_residual
+                )
+                < 0
+            ):
+                reason = self.env._(
+                    "the wallet balance of %(balance)s does not cover %(amount)s",
+                    balance=move.company_currency_id.format(wallet.balance),
+                    amount=move.currency_id.format(move.amount_residual),
+                )
+            else:
+                try:
+                    with self.env.cr.savepoint():
+                        move._billing_pay_from_wallet(move.amount_residual)
+                except (UserError, ValidationError) as error:
+                    reason = str(error)
+            if reason:
+                move.message_post(
+                    body=self.env._(
+                        "Not paid from the wallet: %(reason)s.", reason=reason
+                    )
+                )
+
+    def _billing_expire_topup(self):
+        """Cancel this unpaid top-up invoice and tell the customer."""
+        self.ensure_one()
+        self.button_draft()
+        self.button_cancel()
+        self.billing_topup_expires_at = False
+        template = self.env.ref(
+            "prepaid_postpaid_billing.mail_template_topup_expired",
+            raise_if_not_found=False,
+        )
+        if template:
+            self.message_post_with_source(template, subtype_xmlid="mail.mt_comment")
+
+    @api.model
+    def _cron_billing_expire_topups(self, batch_size=200):
+        """Cancel the top-up invoices still unpaid when their window has passed."""
+        domain = [
+            ("billing_topup_expires_at", "<=", fields.Datetime.now()),
+            ("state", "=", "posted"),
+            ("payment_state", "=", "not_paid"),
+        ]
+        moves = self.search(domain, limit=batch_size, order="billing_topup_expires_at")
+        done = 0
+        for move in moves:
+            try:
+                with self.env.cr.savepoint():
+                    move._billing_expire_topup()
+                done += 1
+            except (UserError, ValidationError) as error:
+                _logger.warning(
+                    "Unpaid top-up %s could not be cancelled: %s", move.name, error
+                )
+                # Keep it from blocking the next batches; it stays open.
+                move.billing_topup_expires_at = False
+        remaining = self.search_count(domain)
+        self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
+        return done

@@ -1,0 +1,91 @@
+from odoo import api, fields, models
+from odoo.exceptions import UserError
+
+MOVE_KINDS = [
+    ("topup", "Top-up"),
+    ("bonus", "Bonus"),
+    ("invoice_payment", "Invoice Payment"),
+    ("usage", "Usage"),
+    ("renewal", "Renewal"),
+    ("manual", "Manual"),
+    ("refund", "Refund"),
+]
+
+
+class BillingWalletMove(models.Model):
+    _name = "billing.wallet.move"
+    _description = "Wallet Movement"
+    _order = "id desc"
+    _check_company_auto = True
+
+    wallet_id = fields.Many2one(
+        comodel_name="billing.wallet",
+        required=True,
+        readonly=True,
+        index=True,
+        ondelete="restrict",
+    )
+    partner_id = fields.Many2one(
+        related="wallet_id.partner_id", store=True, index=True, string="Customer"
+    )
+    company_id = fields.Many2one(related="wallet_id.company_id", store=True)
+    currency_id = fields.Many2one(related="wallet_id.currency_id")
+    date = fields.Datetime(default=fields.Datetime.now, required=True, readonly=True)
+    kind = fields.Selection(selection=MOVE_KINDS, required=True, readonly=True)
+    name = fields.Char(string="Description", required=True, readonly=True)
+    amount = fields.Monetary(
+        required=True,
+        readonly=True,
+        help="Positive for a credit, negative for a debit.",
+    )
+    balance_after = fields.Monetary(readonly=True)
+    origin = fields.Char(readonly=True, help="What caused the movement.")
+    idempotency_key = fields.Char(
+        required=True,
+        readonly=True,
+        help="Unique key of the event: the same event is never applied twice.",
+    )
+    account_move_id = fields.Many2one(
+        comodel_name="account.move",
+        string="Journal Entry",
+        readonly=True,
+        index="btree_not_null",
+        ondelete="restrict",
+    )
+    invoice_id = fields.Many2one(
+        comodel_name="account.move",
+        readonly=True,
+        index="btree_not_null",
+        ondelete="restrict",
+    )
+    user_id = fields.Many2one(
+        comodel_name="res.users",
+        string="Done By",
+        default=lambda self: self.env.user,
+        readonly=True,
+    )
+
+    _sql_constraints = [
+        (
+            "idempotency_key_uniq",
+            "unique(idempotency_key)",
+            "This wallet movement was already recorded.",
+        ),
+    ]
+
+    # -------------------------------------------------------------------------
+    # CRUD METHODS
+    # -------------------------------------------------------------------------
+
+    def write(self, vals):
+        if vals:
+            raise UserError(
+                self.env._("Wallet movements cannot be changed: record a new movement.")
+            )
+        return super().write(vals)
+
+    @api.ondelete(at_uninstall=False)
+    def _unlink_never(self):
+        raise UserError(
+            self.env._("Wallet movements cannot be deleted: record a new movement.")
+        )
