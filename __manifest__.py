@@ -24,6 +24,7 @@
         "views/account_move_views.xml",
         "views/billing_wallet_views.xml",
         "views/product_template_views.xml",
+        "views/portal_templates.xml",
         "views/res_config_settings_views.xml",
         "views/res_partner_views.xml",
         "views/billing_menus.xml",

@@ -1,0 +1,114 @@
+from odoo import Command, http
+from odoo.exceptions import UserError
+from odoo.http import request
+
+from odoo.addons.portal.controllers.portal import CustomerPortal
+
+MAX_PACKAGES_PER_ORDER = 100
+
+
+class BillingPortal(CustomerPortal):
+    def _prepare_home_portal_values(self, counters):
+        values = super()._prepare_home_portal_values(counters)
+        if "billing_wallet_count" in counters:
+            values["billing_wallet_count"] = (
+                1 if self._billing_wallet_packages() or (self._billing_wallet()) else 0
+            )
+        return values
+
+    # -------------------------------------------------------------------------
+    # Helpers
+    # -------------------------------------------------------------------------
+
+    def _billing_customer(self):
+        return request.env.user.partner_id.commercial_partner_id
+
+    def _billing_wallet(self):
+        """The portal user's own wallet, read with the user's rights."""
+        return request.env["billing.wallet"].search(
+            [
+                ("partner_id", "=", self._billing_customer().id),
+                ("company_id", "=", request.env.company.id),
+            ]
+        )
+
+    def _billing_wallet_packages(self):
+        """Credit packages on sale in the current company."""
+        # sudo: the catalog of credit packages (name, price, credit) is public
+        # information shown to every customer; nothing else is read.
+        return (
+            request.env["product.product"]
+            .sudo()
+            .search(
+                [
+                    ("billing_topup_credit", ">", 0),
+                    ("sale_ok", "=", True),
+                    ("company_id", "in", (False, request.env.company.id)),
+                ],
+                order="list_price, id",
+            )
+        )
+
+    # -------------------------------------------------------------------------
+    # Routes
+    # -------------------------------------------------------------------------
+
+    @http.route(["/my/wallet"], type="http", auth="user", website=True)
+    def portal_my_wallet(self, error=None, **kw):
+        wallet = self._billing_wallet()
+        values = self._prepare_portal_layout_values()
+        values.update(
+            {
+                "page_name": "billing_wallet",
+                "customer": self._billing_customer(),
+                "wallet": wallet,
+                "balance": wallet.balance,
+                "currency": request.env.company.currency_id,
+                "wallet_moves": wallet.move_ids[:100],
+                "packages": self._billing_wallet_packages(),
+                "error": error,
+            }
+        )
+        return request.render("prepaid_postpaid_billing.portal_my_wallet", values)
+
+    @http.route(
+        ["/my/wallet/buy"], type="http", auth="user", methods=["POST"], website=True
+    )
+    def portal_my_wallet_buy(self, product_id=None, quantity="1", **kw):
+        """Invoice a credit package to the portal user's own company and send the
+        user to the invoice's payment page; the wallet is credited once the
+        invoice is paid."""
+        product = self._billing_wallet_packages().filtered(
+            lambda p: str(p.id) == str(product_id)
+        )
+        try:
+            quantity = int(quantity)
+        except ValueError:
+            quantity = 0
+        if not product or not 1 <= quantity <= MAX_PACKAGES_PER_ORDER:
+            return request.redirect("/my/wallet?error=package")
+        customer = self._billing_customer()
+        # sudo: portal users cannot create invoices; this one is for the user's
+        # own commercial partner, of a credit package checked just above, at the
+        # product's own price.
+        invoice = (
+            request.env["account.move"]
+            .sudo()
+            .with_company(request.env.company)
+            .create(
+                {
+                    "move_type": "out_invoice",
+                    "partner_id": customer.id,
+                    "invoice_line_ids": [
+                        Command.create({"product_id": product.id, "quantity": quantity})
+                    ],
+                }
+            )
+        )
+        try:
+            invoice.action_post()
+        except UserError:
+            return request.redirect("/my/wallet?error=invoice")
+        return request.redirect(
+            invoice.get_portal_url(query_string="&payment=True", anchor="portal_pay")
+        )

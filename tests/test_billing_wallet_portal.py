@@ -1,0 +1,114 @@
+from odoo import Command, http
+from odoo.tests import HttpCase, tagged
+
+
+@tagged("post_install", "-at_install")
+class TestBillingWalletPortal(HttpCase):
+    """A customer buys a credit package in the portal and pays it with the demo
+    payment provider (module payment_demo, which scripts/test installs)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.company = cls.env.company
+        cls.provider = cls.env.ref("payment.payment_provider_demo")
+        cls.provider.write({"state": "test", "is_published": True})
+        cls.provider.company_id = cls.company
+        cls.package = cls.env["product.product"].create(
+            {
+                "name": "Portal Package 100",
+                "type": "service",
+                "list_price": 100.0,
+                "billing_topup_credit": 150.0,
+                "taxes_id": [Command.clear()],
+            }
+        )
+        cls.customer = cls.env["res.partner"].create(
+            {
+                "name": "Portal Wallet Co",
+                "is_company": True,
+                "email": "wallet.co@example.com",
+                "billing_mode": "prepaid",
+            }
+        )
+        cls.user = cls.env["res.users"].create(
+            {
+                "name": "Wallet Buyer",
+                "login": "wallet_buyer",
+                "password": "wallet_buyer",
+                "email": "buyer@example.com",
+                "partner_id": cls.env["res.partner"]
+                .create({"name": "Wallet Buyer", "parent_id": cls.customer.id})
+                .id,
+                "groups_id": [Command.set([cls.env.ref("base.group_portal").id])],
+            }
+        )
+
+    def test_buy_package_in_portal_with_demo_provider(self):
+        self.assertTrue(
+            self.company.billing_wallet_journal_id, "the company has a chart"
+        )
+        self.start_tour(
+            "/my/wallet",
+            "prepaid_postpaid_billing_wallet_portal_tour",
+            login="wallet_buyer",
+        )
+        invoice = self.env["account.move"].search(
+            [("partner_id", "=", self.customer.id), ("billing_is_topup", "=", True)]
+        )
+        self.assertEqual(len(invoice), 1)
+        self.assertEqual(invoice.payment_state, "paid")
+        self.assertEqual(self.customer.billing_balance, 150.0)
+        wallet = self.env["billing.wallet"]._get_wallet(
+            self.customer, self.company, create=False
+        )
+        self.assertEqual(wallet.move_ids.mapped("kind"), ["bonus", "topup"])
+
+    def test_portal_wallet_page_shows_only_own_wallet(self):
+        other = self.env["res.partner"].create({"name": "Someone Else Ltd"})
+        recharge = self.env.ref(
+            "prepaid_postpaid_billing.product_product_wallet_recharge"
+        )
+        for partner, amount in ((self.customer, 12.0), (other, 999.0)):
+            invoice = self.env["account.move"].create(
+                {
+                    "move_type": "out_invoice",
+                    "partner_id": partner.id,
+                    "invoice_line_ids": [
+                        Command.create(
+                            {"product_id": recharge.id, "price_unit": amount}
+                        )
+                    ],
+                }
+            )
+            invoice.action_post()
+            self.env["account.payment.register"].with_context(
+                active_model="account.move", active_ids=invoice.ids
+            ).create({})._create_payments()
+        self.authenticate("wallet_buyer", "wallet_buyer")
+        page = self.url_open("/my/wallet").text
+        self.assertIn("12.00", page)
+        self.assertNotIn("999.00", page)
+        self.assertIn("Portal Package 100", page)
+
+    def test_portal_buy_rejects_other_products_and_bad_quantities(self):
+        self.authenticate("wallet_buyer", "wallet_buyer")
+        service = self.env["product.product"].create({"name": "Not A Package"})
+        for product, quantity in (
+            (service, "1"),
+            (self.package, "0"),
+            (self.package, "x"),
+        ):
+            response = self.url_open(
+                "/my/wallet/buy",
+                data={
+                    "product_id": product.id,
+                    "quantity": quantity,
+                    "csrf_token": http.Request.csrf_token(self),
+                },
+                allow_redirects=False,
+            )
+            self.assertIn("/my/wallet?error=package", response.headers["Location"])
+        self.assertFalse(
+            self.env["account.move"].search([("partner_id", "=", self.customer.id)])
+        )
