@@ -47,11 +47,9 @@ class AccountMove(models.Model):
     # COMPUTE METHODS
     # -------------------------------------------------------------------------
 
-    @api.depends(
-        "move_type",
-        "invoice_line_ids.product_id.billing_topup_credit",
-        "invoice_line_ids.product_id.billing_is_recharge",
-    )
+    # Fixed by the products the invoice was made with: turning a product into a
+    # credit package later does not change the meaning of past invoices.
+    @api.depends("move_type", "invoice_line_ids.product_id")
     def _compute_billing_is_topup(self):
         for move in self:
             move.billing_is_topup = move.move_type == "out_invoice" and bool(

@@ -61,7 +61,7 @@ def bench_wallet(env, workers=50, debit=10.0, balance=100.0):
                         results["retries"] += 1
                     time.sleep(0.005)
                     continue
-                except Exception:  # counted and reported in the figure
+                except Exception:  # noqa: BLE001 - counted and reported in the figure
                     cr.rollback()
                     outcome = "errors"
             with lock:

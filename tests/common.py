@@ -4,7 +4,18 @@ from odoo.tests import new_test_user
 from odoo.tests.common import TransactionCase
 
 
-class BillingCommon(TransactionCase):
+class RollbackAssertMixin:
+    """``assertRaisesRegex`` as Odoo's ``assertRaises``: in a savepoint, so that
+    the failed operation is rolled back as the request's transaction would be."""
+
+    @contextmanager
+    def assertRaisesRegex(self, expected_exception, expected_regex):
+        with self.assertRaises(expected_exception) as caught:
+            yield caught
+        self.assertRegex(str(caught.exception), expected_regex)
+
+
+class BillingCommon(RollbackAssertMixin, TransactionCase):
     """Fixtures shared by the billing tests: a company offering both modes, its
     billing users and a reseller with one customer."""
 
@@ -68,14 +79,6 @@ class BillingCommon(TransactionCase):
             partner_id=cls.customer_contact.id,
             groups="base.group_portal",
         )
-
-    @contextmanager
-    def assertRaisesRegex(self, expected_exception, expected_regex):
-        """Odoo's ``assertRaises`` (in a savepoint, so that the failed operation is
-        rolled back as in a real request) that also checks the message."""
-        with self.assertRaises(expected_exception) as caught:
-            yield caught
-        self.assertRegex(str(caught.exception), expected_regex)
 
     def _flush_tracking(self):
         """Run the precommit hooks that write tracking values into the chatter."""

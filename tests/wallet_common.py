@@ -3,8 +3,10 @@ from odoo.tests import new_test_user
 
 from odoo.addons.account.tests.common import AccountTestInvoicingCommon
 
+from .common import RollbackAssertMixin
 
-class BillingWalletCommon(AccountTestInvoicingCommon):
+
+class BillingWalletCommon(RollbackAssertMixin, AccountTestInvoicingCommon):
     """A company with its chart of accounts (hence its wallet accounts), a prepaid
     customer, a credit package (price 100, credit 150) and a plain service."""
 

@@ -71,17 +71,8 @@ class BillingWalletAdjust(models.TransientModel):
         amount = self.amount if self.direction == "credit" else -self.amount
         # sudo: the user was checked to be a Billing Administrator just above.
         wallet = self.env["billing.wallet"].sudo()._get_wallet(self.partner_id, company)
-        wallet._lock()
-        if self.currency_id.compare_amounts(wallet.balance + amount, 0) < 0:
-            raise UserError(
-                self.env._(
-                    "Wallet of %(partner)s: the balance of %(balance)s does not cover "
-                    "a debit of %(amount)s.",
-                    partner=self.partner_id.display_name,
-                    balance=self.currency_id.format(wallet.balance),
-                    amount=self.currency_id.format(self.amount),
-                )
-            )
+        # A debit the balance cannot cover is refused by _apply_movements, which
+        # rolls the whole operation back, journal entry included.
         label = self.env._(
             "Manual %(direction)s: %(reason)s",
             direction=dict(self._fields["direction"].selection)[self.direction],
