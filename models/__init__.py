@@ -2,6 +2,12 @@ from . import account_chart_template
 from . import account_move
 from . import account_move_line
 from . import account_payment
+from . import billing_charge
+from . import billing_recurring
+from . import billing_recurring_allowance
+from . import billing_recurring_line
+from . import billing_run
+from . import billing_run_failure
 from . import billing_wallet
 from . import billing_wallet_move
 from . import product_template

@@ -2,7 +2,8 @@ import logging
 from datetime import timedelta
 
 from odoo import api, fields, models
-from odoo.exceptions import UserError, ValidationError
+from odoo.exceptions import AccessError, UserError, ValidationError
+from odoo.tools import SQL
 
 _logger = logging.getLogger(__name__)
 
@@ -32,6 +33,16 @@ class AccountMove(models.Model):
         string="Wallet Movements",
         readonly=True,
     )
+    billing_recurring_id = fields.Many2one(
+        comodel_name="billing.recurring",
+        string="Recurring Invoice",
+        readonly=True,
+        copy=False,
+        index="btree_not_null",
+        ondelete="restrict",
+    )
+    billing_period_start = fields.Date(string="Period Start", readonly=True, copy=False)
+    billing_period_end = fields.Date(string="Period End", readonly=True, copy=False)
     billing_topup_credited = fields.Monetary(
         string="Credited to Wallet",
         currency_field="company_currency_id",
@@ -42,6 +53,20 @@ class AccountMove(models.Model):
         currency_field="company_currency_id",
         compute="_compute_billing_wallet_amounts",
     )
+
+    def init(self):
+        res = super().init()
+        # Exactly once: one invoice per recurring schedule and period.
+        self.env.cr.execute(
+            SQL(
+                """
+                CREATE UNIQUE INDEX IF NOT EXISTS account_move_billing_period_uniq
+                    ON account_move (billing_recurring_id, billing_period_start)
+                 WHERE billing_recurring_id IS NOT NULL
+                """
+            )
+        )
+        return res
 
     # -------------------------------------------------------------------------
     # COMPUTE METHODS
@@ -123,9 +148,67 @@ class AccountMove(models.Model):
             move._billing_pay_from_wallet(amount)
         return True
 
+    def action_billing_approve_drafts(self):
+        """Post the selected draft recurring invoices (emailed when their schedule
+        says so). Returns a notification of what was approved and what was not."""
+        if not self.env.user.has_group("prepaid_postpaid_billing.group_billing_user"):
+            raise AccessError(
+                self.env._("Only Billing Users can approve recurring invoices.")
+            )
+        self.check_access("write")
+        drafts = self.filtered(
+            lambda move: move.state == "draft" and move.billing_recurring_id
+        )
+        approved = self.browse()
+        problems = []
+        for move in drafts:
+            try:
+                with self.env.cr.savepoint():
+                    move.action_post()
+                approved |= move
+            except (UserError, ValidationError) as error:
+                problems.append(f"{move.display_name}: {error}")
+        approved._billing_send_recurring_invoices()
+        skipped = len(self) - len(drafts)
+        message = self.env._("%(approved)s invoices approved.", approved=len(approved))
+        if skipped:
+            message += " " + self.env._(
+                "%(count)s skipped: not draft recurring invoices.", count=skipped
+            )
+        if problems:
+            message += " " + self.env._(
+                "Not approved: %(problems)s", problems="; ".join(problems)
+            )
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "title": self.env._("Approve Drafts"),
+                "message": message,
+                "type": "warning" if problems or skipped else "success",
+                "sticky": bool(problems),
+                "next": {"type": "ir.actions.act_window_close"},
+            },
+        }
+
     # -------------------------------------------------------------------------
     # BUSINESS METHODS
     # -------------------------------------------------------------------------
+
+    def _billing_send_recurring_invoices(self):
+        """Email the confirmed recurring invoices whose schedule asks for it; the
+        mails go through the mail queue."""
+        to_send = self.filtered(
+            lambda move: (
+                move.state == "posted"
+                and move.billing_recurring_id.send_email
+                and move.partner_id.email
+            )
+        )
+        if to_send:
+            self.env["account.move.send"]._generate_and_send_invoices(
+                to_send, sending_methods=["email"], allow_raising=False
+            )
 
     def _billing_topup_lines(self):
         self.ensure_one()

@@ -1,8 +1,15 @@
-from odoo import models
+from odoo import fields, models
 
 
 class AccountMoveLine(models.Model):
     _inherit = "account.move.line"
+
+    billing_charge_ids = fields.One2many(
+        comodel_name="billing.charge",
+        inverse_name="invoice_line_id",
+        string="Usage Records",
+        readonly=True,
+    )
 
     def _billing_topup_credit(self):
         """Credit (company currency) this top-up line grants once paid, and the

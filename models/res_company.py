@@ -36,6 +36,14 @@ class ResCompany(models.Model):
         translate=True,
         help="Notes to the customer proposed on invoices created from the Billing app.",
     )
+    billing_generation_mode = fields.Selection(
+        selection=[("draft", "Drafts to approve"), ("confirm", "Confirmed")],
+        string="Recurring Invoices",
+        default="draft",
+        required=True,
+        help="Whether new recurring invoices create drafts to approve or confirmed "
+        "invoices.",
+    )
     billing_wallet_account_id = fields.Many2one(
         comodel_name="account.account",
         string="Customer Wallet Account",

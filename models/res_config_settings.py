@@ -37,3 +37,6 @@ class ResConfigSettings(models.TransientModel):
     billing_wallet_bonus_account_id = fields.Many2one(
         related="company_id.billing_wallet_bonus_account_id", readonly=False
     )
+    billing_generation_mode = fields.Selection(
+        related="company_id.billing_generation_mode", readonly=False
+    )

@@ -1,0 +1,486 @@
+import math
+import uuid
+from collections import defaultdict
+from datetime import date, datetime
+
+from odoo import api, fields, models
+from odoo.exceptions import AccessError
+from odoo.tools import SQL, float_round
+
+CHARGE_STATES = [
+    ("pending", "Pending"),
+    ("invoiced", "Invoiced"),
+    ("debited", "Debited"),
+    ("cancelled", "Cancelled"),
+]
+INGEST_REQUIRED = ("partner_id", "product_id", "date", "quantity", "external_ref")
+INGEST_FIELDS = (*INGEST_REQUIRED, "price_unit", "name")
+USAGE_DIGITS = 6
+
+
+class BillingCharge(models.Model):
+    _name = "billing.charge"
+    _description = "Usage Record or Charge"
+    _order = "date desc, id desc"
+    _check_company_auto = True
+
+    partner_id = fields.Many2one(
+        comodel_name="res.partner",
+        string="Customer",
+        required=True,
+        readonly=True,
+        index=True,
+        ondelete="restrict",
+    )
+    date = fields.Datetime(required=True, readonly=True)
+    product_id = fields.Many2one(
+        comodel_name="product.product",
+        string="Service",
+        required=True,
+        readonly=True,
+        ondelete="restrict",
+    )
+    quantity = fields.Float(required=True, readonly=True, digits="Billing Usage")
+    price_unit = fields.Float(
+        string="Unit Price", required=True, readonly=True, digits="Billing Usage"
+    )
+    amount = fields.Float(
+        required=True,
+        readonly=True,
+        digits="Billing Usage",
+        help="Quantity times unit price, kept at usage precision; invoices round "
+        "the sum of a line's charges to the currency.",
+    )
+    name = fields.Char(string="Description", readonly=True)
+    external_ref = fields.Char(
+        string="External Reference",
+        required=True,
+        readonly=True,
+        help="The integration's reference of the usage record: sent twice, stored "
+        "once.",
+    )
+    company_id = fields.Many2one(
+        comodel_name="res.company",
+        required=True,
+        readonly=True,
+        default=lambda self: self.env.company,
+    )
+    currency_id = fields.Many2one(related="company_id.currency_id")
+    state = fields.Selection(
+        selection=CHARGE_STATES, required=True, default="pending", readonly=True
+    )
+    invoice_line_id = fields.Many2one(
+        comodel_name="account.move.line",
+        readonly=True,
+        index="btree_not_null",
+        ondelete="set null",
+    )
+    invoice_id = fields.Many2one(
+        related="invoice_line_id.move_id", string="Invoice", readonly=True
+    )
+    wallet_move_id = fields.Many2one(
+        comodel_name="billing.wallet.move",
+        string="Wallet Movement",
+        readonly=True,
+        index="btree_not_null",
+        ondelete="restrict",
+    )
+
+    _sql_constraints = [
+        (
+            "external_ref_company_uniq",
+            "unique(company_id, external_ref)",
+            "A usage record with this external reference already exists.",
+        ),
+        ("quantity_positive", "CHECK(quantity > 0)", "Quantity must be positive."),
+    ]
+
+    def init(self):
+        # The recurring run selects a customer's pending charges up to a date.
+        self.env.cr.execute(
+            SQL(
+                """
+                CREATE INDEX IF NOT EXISTS billing_charge_pending_partner_date_idx
+                    ON billing_charge (partner_id, date)
+                 WHERE state = 'pending'
+                """
+            )
+        )
+
+    # -------------------------------------------------------------------------
+    # BUSINESS METHODS
+    # -------------------------------------------------------------------------
+
+    @api.model
+    def ingest(self, records):
+        """Store usage records in bulk; the entry point of integrations over
+        JSON-RPC and XML-RPC.
+
+        :param list records: dicts with ``partner_id``, ``product_id``, ``date``
+            (``YYYY-MM-DD`` or ``YYYY-MM-DD HH:MM:SS``, UTC), ``quantity`` and
+            ``external_ref``, optionally ``price_unit`` (else the customer's
+            pricelist price) and ``name``.
+        :return: ``{"created": int, "duplicates": int, "rejected": [{"external_ref":
+            ..., "reason": ...}]}``. A record whose reference is already stored is
+            a duplicate and is not stored again. Charges of prepaid customers are
+            paid from their wallet at once; one the balance cannot cover is
+            rejected.
+        """
+        if not self.env.user.has_group("prepaid_postpaid_billing.group_billing_user"):
+            raise AccessError(
+                self.env._("Only Billing Users can send usage records (ingest).")
+            )
+        if not isinstance(records, list | tuple):
+            records = [records]
+        rejected = []
+        valid = self._ingest_validate(records, rejected)
+        self._ingest_price(valid)
+        prepaid = [vals for vals in valid if vals["_prepaid"]]
+        postpaid = [vals for vals in valid if not vals["_prepaid"]]
+        created, duplicates = self._ingest_insert(postpaid)
+        if prepaid:
+            prepaid_created, prepaid_duplicates = self._ingest_prepaid(
+                prepaid, rejected
+            )
+            created += prepaid_created
+            duplicates += prepaid_duplicates
+        return {"created": created, "duplicates": duplicates, "rejected": rejected}
+
+    def _ingest_validate(self, records, rejected):
+        """The valid records as clean values; the others go to ``rejected`` with a
+        reason naming the field."""
+        company = self.env.company
+        partner_ids, product_ids = set(), set()
+        for record in records:
+            if isinstance(record, dict):
+                for key, ids in (
+                    ("partner_id", partner_ids),
+                    ("product_id", product_ids),
+                ):
+                    if isinstance(record.get(key), int) and not isinstance(
+                        record.get(key), bool
+                    ):
+                        ids.add(record[key])
+        partners = self._ingest_partners(partner_ids, company)
+        products = self._ingest_products(product_ids, company)
+        seen = set()
+        valid = []
+        for index, record in enumerate(records):
+            reason = self._ingest_check_record(index, record, partners, products, seen)
+            ref = record.get("external_ref") if isinstance(record, dict) else None
+            if reason:
+                rejected.append({"external_ref": ref, "reason": reason})
+                continue
+            seen.add(ref)
+            partner = partners[record["partner_id"]]
+            price = record.get("price_unit")
+            valid.append(
+                {
+                    "partner_id": partner["commercial_id"],
+                    "product_id": record["product_id"],
+                    "date": self._ingest_date(record["date"]),
+                    "quantity": self._ingest_number(record["quantity"]),
+                    "price_unit": None if price is None else float(price),
+                    "name": str(record.get("name") or "")[:1024] or None,
+                    "external_ref": ref,
+                    "_prepaid": partner["mode"] == "prepaid",
+                    "_pricelist_id": partner["pricelist_id"],
+                }
+            )
+        return valid
+
+    def _ingest_check_record(self, index, record, partners, products, seen):
+        """Why ``record`` cannot be stored, naming the field; None if it can."""
+        if not isinstance(record, dict):
+            return self.env._("record %(index)s is not a dict", index=index)
+        if missing := [f for f in INGEST_REQUIRED if record.get(f) in (None, "")]:
+            return self.env._("missing %(fields)s", fields=", ".join(missing))
+        if unknown := set(record) - set(INGEST_FIELDS):
+            return self.env._(
+                "unknown field %(fields)s", fields=", ".join(sorted(unknown))
+            )
+        ref = record["external_ref"]
+        if not isinstance(ref, str) or len(ref) > 255:
+            return self.env._("external_ref must be a text of at most 255 characters")
+        if not self._ingest_is_id(record["partner_id"]) or (
+            record["partner_id"] not in partners
+        ):
+            return self.env._(
+                "unknown customer partner_id %(id)s", id=record["partner_id"]
+            )
+        if not self._ingest_is_id(record["product_id"]) or (
+            record["product_id"] not in products
+        ):
+            return self.env._(
+                "unknown service product_id %(id)s", id=record["product_id"]
+            )
+        quantity = self._ingest_number(record["quantity"])
+        if quantity is None or quantity <= 0:
+            return self.env._(
+                "quantity must be a positive number, not %(value)r",
+                value=record["quantity"],
+            )
+        if record.get("price_unit") is not None:
+            price = self._ingest_number(record["price_unit"])
+            if price is None or price < 0:
+                return self.env._(
+                    "price_unit must be a number of at least 0, not %(value)r",
+                    value=record["price_unit"],
+                )
+        if self._ingest_date(record["date"]) is None:
+            return self.env._(
+                "date must be YYYY-MM-DD or YYYY-MM-DD HH:MM:SS, not %(value)r",
+                value=record["date"],
+            )
+        if ref in seen:
+            return self.env._("external_ref %(ref)s is twice in the batch", ref=ref)
+        return None
+
+    def _ingest_partners(self, partner_ids, company):
+        """Customers the records may name: id -> commercial partner, mode and
+        pricelist (one query each)."""
+        partners = (
+            self.env["res.partner"]
+            .with_company(company)
+            .search([("id", "in", list(partner_ids))])
+        )
+        commercial = partners.commercial_partner_id
+        pricelists = {
+            p.id: p.property_product_pricelist.id
+            for p in commercial.with_company(company)
+        }
+        return {
+            p.id: {
+                "commercial_id": p.commercial_partner_id.id,
+                "mode": p.commercial_partner_id.billing_mode,
+                "pricelist_id": pricelists.get(p.commercial_partner_id.id),
+            }
+            for p in partners
+        }
+
+    def _ingest_products(self, product_ids, company):
+        products = self.env["product.product"].search(
+            [("id", "in", list(product_ids)), ("company_id", "in", (False, company.id))]
+        )
+        return {product.id: product for product in products}
+
+    @api.model
+    def _ingest_is_id(self, value):
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    @api.model
+    def _ingest_number(self, value):
+        if isinstance(value, bool):
+            return None
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return None
+        return number if math.isfinite(number) else None
+
+    @api.model
+    def _ingest_date(self, value):
+        if isinstance(value, datetime):
+            return value.replace(tzinfo=None)
+        if isinstance(value, date):
+            return datetime.combine(value, datetime.min.time())
+        if not isinstance(value, str):
+            return None
+        text = value.strip().replace("T", " ").removesuffix("Z")
+        for fmt in (
+            "%Y-%m-%d %H:%M:%S",
+            "%Y-%m-%d %H:%M:%S.%f",
+            "%Y-%m-%d %H:%M",
+            "%Y-%m-%d",
+        ):
+            try:
+                return datetime.strptime(text, fmt)
+            except ValueError:
+                continue
+        return None
+
+    def _ingest_price(self, valid):
+        """Unit price from the customer's pricelist (or the product's sale price)
+        where the record has none, then the amount."""
+        company = self.env.company
+        Pricelist = self.env["product.pricelist"].with_company(company)
+        Product = self.env["product.product"].with_company(company)
+        cache = {}
+        for vals in valid:
+            if vals["price_unit"] is None:
+                key = (vals["_pricelist_id"], vals["product_id"], vals["quantity"])
+                if key not in cache:
+                    product = Product.browse(vals["product_id"])
+                    pricelist = Pricelist.browse(vals["_pricelist_id"])
+                    cache[key] = (
+                        pricelist._get_product_price(
+                            product, vals["quantity"], currency=company.currency_id
+                        )
+                        if pricelist
+                        else product.lst_price
+                    )
+                vals["price_unit"] = cache[key]
+            vals["price_unit"] = float_round(vals["price_unit"], USAGE_DIGITS)
+            vals["amount"] = float_round(
+                vals["quantity"] * vals["price_unit"], USAGE_DIGITS
+            )
+
+    def _ingest_insert(self, vals_list, state="pending", wallet_moves=None):
+        """Insert charges with one statement; a reference already stored is skipped.
+        Returns (created, duplicates) and, with ``wallet_moves`` ({partner_id:
+        wallet move id}), links the created charges to them."""
+        if not vals_list:
+            return 0, 0
+        company = self.env.company
+        wallet_moves = wallet_moves or {}
+        columns = {
+            "partner_id": "int4",
+            "product_id": "int4",
+            "date": "timestamp",
+            "quantity": "numeric",
+            "price_unit": "numeric",
+            "amount": "numeric",
+            "name": "varchar",
+            "external_ref": "varchar",
+            "wallet_move_id": "int4",
+        }
+        arrays = {column: [] for column in columns}
+        for vals in vals_list:
+            for column in columns:
+                if column == "wallet_move_id":
+                    arrays[column].append(wallet_moves.get(vals["partner_id"]))
+                else:
+                    arrays[column].append(vals[column])
+        self.env.cr.execute(
+            SQL(
+                """
+                INSERT INTO billing_charge
+                    (partner_id, product_id, date, quantity, price_unit, amount, name,
+                     external_ref, wallet_move_id, company_id, state,
+                     create_uid, write_uid, create_date, write_date)
+                SELECT partner_id, product_id, date, quantity, price_unit, amount, name,
+                       external_ref, wallet_move_id, %(company)s, %(state)s,
+                       %(uid)s, %(uid)s, NOW() AT TIME ZONE 'UTC',
+                       NOW() AT TIME ZONE 'UTC'
+                  FROM unnest(%(partner_id)s::int4[], %(product_id)s::int4[],
+                              %(date)s::timestamp[], %(quantity)s::numeric[],
+                              %(price_unit)s::numeric[], %(amount)s::numeric[],
+                              %(name)s::varchar[], %(external_ref)s::varchar[],
+                              %(wallet_move_id)s::int4[])
+                    AS t(partner_id, product_id, date, quantity, price_unit, amount,
+                         name, external_ref, wallet_move_id)
+                ON CONFLICT (company_id, external_ref) DO NOTHING
+             RETURNING external_ref
+                """,
+                company=company.id,
+                state=state,
+                uid=self.env.uid,
+                **arrays,
+            )
+        )
+        created = {row[0] for row in self.env.cr.fetchall()}
+        self.env["billing.charge"].invalidate_model()
+        return len(created), len(vals_list) - len(created)
+
+    def _ingest_prepaid(self, vals_list, rejected):
+        """Pay prepaid customers' new charges from their wallets, in the order sent:
+        wallets locked in id order; a charge the balance cannot cover is rejected.
+        One wallet movement and one journal entry per customer and batch."""
+        company = self.env.company
+        existing = set(
+            self.search(
+                [
+                    ("company_id", "=", company.id),
+                    (
+                        "external_ref",
+                        "in",
+                        [vals["external_ref"] for vals in vals_list],
+                    ),
+                ]
+            ).mapped("external_ref")
+        )
+        duplicates = 0
+        by_partner = defaultdict(list)
+        for vals in vals_list:
+            if vals["external_ref"] in existing:
+                duplicates += 1
+            else:
+                by_partner[vals["partner_id"]].append(vals)
+        # sudo: the caller is a Billing User (checked in ingest); wallets are only
+        # debited for the charges being stored, of the customers they name.
+        Wallet = self.env["billing.wallet"].sudo()
+        partners = self.env["res.partner"].browse(list(by_partner))
+        wallets = {
+            partner.id: Wallet._get_wallet(partner, company) for partner in partners
+        }
+        for wallet in sorted(wallets.values(), key=lambda w: w.id):
+            wallet._lock()
+        accepted, wallet_moves = [], {}
+        batch = uuid.uuid4().hex
+        for partner in partners:
+            wallet = wallets[partner.id]
+            balance = wallet.balance
+            taken = []
+            for vals in by_partner[partner.id]:
+                amount = company.currency_id.round(vals["amount"])
+                if company.currency_id.compare_amounts(balance, amount) < 0:
+                    rejected.append(
+                        {
+                            "external_ref": vals["external_ref"],
+                            "reason": self.env._(
+                                "the wallet balance of %(balance)s does not cover "
+                                "%(amount)s",
+                                balance=company.currency_id.format(balance),
+                                amount=company.currency_id.format(amount),
+                            ),
+                        }
+                    )
+                    continue
+                balance -= amount
+                vals["_debit"] = amount
+                taken.append(vals)
+            if not taken:
+                continue
+            move = self._debit_wallet(wallet, taken, f"usage:{batch}:{partner.id}")
+            wallet_moves[partner.id] = move.id
+            accepted.extend(taken)
+        created, more_duplicates = self._ingest_insert(
+            accepted, state="debited", wallet_moves=wallet_moves
+        )
+        return created, duplicates + more_duplicates
+
+    def _debit_wallet(self, wallet, vals_list, key):
+        """One wallet movement and one journal entry (wallet to the services' income
+        accounts) for prepaid usage."""
+        company = wallet.company_id
+        total = company.currency_id.round(sum(vals["_debit"] for vals in vals_list))
+        income = defaultdict(float)
+        products = self.env["product.product"].browse(
+            {vals["product_id"] for vals in vals_list}
+        )
+        accounts = {
+            product.id: product.with_company(company)._get_product_accounts()["income"]
+            for product in products
+        }
+        for vals in vals_list:
+            income[accounts[vals["product_id"]]] += vals["_debit"]
+        label = self.env._(
+            "Usage of %(partner)s", partner=wallet.partner_id.display_name
+        )
+        lines = [(account, -amount, label) for account, amount in income.items()]
+        lines.append((company.billing_wallet_account_id, total, label))
+        entry = wallet._post_entry(label, lines) if total else self.env["account.move"]
+        return wallet._apply_movements(
+            [
+                {
+                    "kind": "usage",
+                    "name": label,
+                    "amount": -total,
+                    "origin": self.env._(
+                        "%(count)s usage records", count=len(vals_list)
+                    ),
+                    "idempotency_key": key,
+                    "account_move_id": entry.id,
+                }
+            ]
+        )

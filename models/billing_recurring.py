@@ -1,0 +1,652 @@
+import calendar
+import logging
+from collections import defaultdict
+from datetime import datetime, time, timedelta
+
+from dateutil.relativedelta import relativedelta
+
+from odoo import api, fields, models
+from odoo.exceptions import AccessError, UserError, ValidationError
+from odoo.tools import SQL, float_round
+
+_logger = logging.getLogger(__name__)
+
+INTERVAL_TYPES = [
+    ("week", "Weeks"),
+    ("month", "Months"),
+    ("quarter", "Quarters"),
+    ("year", "Years"),
+]
+MONTHS_PER_INTERVAL = {"month": 1, "quarter": 3, "year": 12}
+
+
+class BillingRecurring(models.Model):
+    _name = "billing.recurring"
+    _description = "Recurring Invoice"
+    _inherit = ["mail.thread"]
+    _order = "next_date, id"
+    _check_company_auto = True
+
+    name = fields.Char(compute="_compute_name", store=True)
+    partner_id = fields.Many2one(
+        comodel_name="res.partner",
+        string="Customer",
+        required=True,
+        tracking=True,
+        domain="[('billing_mode', '=', 'postpaid'), '|', ('is_company', '=', True), "
+        "('parent_id', '=', False)]",
+        check_company=True,
+    )
+    company_id = fields.Many2one(
+        comodel_name="res.company",
+        required=True,
+        default=lambda self: self.env.company,
+    )
+    currency_id = fields.Many2one(related="company_id.currency_id")
+    interval_type = fields.Selection(
+        selection=INTERVAL_TYPES,
+        string="Cycle",
+        required=True,
+        default="month",
+        tracking=True,
+    )
+    interval_number = fields.Integer(
+        string="Every", required=True, default=1, tracking=True
+    )
+    invoice_day = fields.Integer(
+        string="Preferred Day",
+        compute="_compute_invoice_day",
+        store=True,
+        readonly=False,
+        help="Day of the month of the invoice date (monthly, quarterly and yearly "
+        "cycles); in shorter months a day past the end means the last day.",
+    )
+    next_date = fields.Date(
+        string="Next Invoice Date",
+        required=True,
+        default=fields.Date.context_today,
+        tracking=True,
+        help="Date of the next invoice; the period it invoices ends the day before "
+        "and starts one cycle earlier.",
+    )
+    state = fields.Selection(
+        selection=[("running", "Running"), ("stopped", "Stopped")],
+        required=True,
+        default="running",
+        tracking=True,
+    )
+    generation_mode = fields.Selection(
+        selection=[("draft", "Drafts to approve"), ("confirm", "Confirmed")],
+        required=True,
+        default=lambda self: self.env.company.billing_generation_mode,
+        tracking=True,
+    )
+    send_email = fields.Boolean(
+        string="Email on Confirmation",
+        default=True,
+        help="Email the invoice to the customer when it is confirmed.",
+    )
+    line_ids = fields.One2many(
+        comodel_name="billing.recurring.line",
+        inverse_name="recurring_id",
+        string="Fixed Lines",
+        copy=True,
+    )
+    allowance_ids = fields.One2many(
+        comodel_name="billing.recurring.allowance",
+        inverse_name="recurring_id",
+        string="Included Allowances",
+        copy=True,
+    )
+    invoice_ids = fields.One2many(
+        comodel_name="account.move",
+        inverse_name="billing_recurring_id",
+        string="Invoices",
+        readonly=True,
+    )
+    invoice_count = fields.Integer(compute="_compute_invoice_count")
+
+    _sql_constraints = [
+        (
+            "partner_company_uniq",
+            "unique(partner_id, company_id)",
+            "A customer has one recurring invoice per company.",
+        ),
+        (
+            "interval_number_positive",
+            "CHECK(interval_number > 0)",
+            "Every must be positive.",
+        ),
+        (
+            "invoice_day_range",
+            "CHECK(invoice_day IS NULL OR (invoice_day BETWEEN 1 AND 31))",
+            "Preferred Day must be between 1 and 31.",
+        ),
+    ]
+
+    def init(self):
+        # The run selects the running schedules whose next date has come.
+        self.env.cr.execute(
+            SQL(
+                """
+                CREATE INDEX IF NOT EXISTS billing_recurring_due_idx
+                    ON billing_recurring (company_id, next_date)
+                 WHERE state = 'running'
+                """
+            )
+        )
+
+    # -------------------------------------------------------------------------
+    # COMPUTE METHODS
+    # -------------------------------------------------------------------------
+
+    @api.depends("partner_id", "interval_type", "interval_number")
+    def _compute_name(self):
+        labels = dict(INTERVAL_TYPES)
+        for recurring in self:
+            recurring.name = self.env._(
+                "%(partner)s, every %(number)s %(cycle)s",
+                partner=recurring.partner_id.display_name or "",
+                number=recurring.interval_number,
+                cycle=labels.get(recurring.interval_type, "").lower(),
+            )
+
+    @api.depends("partner_id")
+    def _compute_invoice_day(self):
+        for recurring in self:
+            recurring.invoice_day = recurring.partner_id.billing_invoice_day or 1
+
+    def _compute_invoice_count(self):
+        groups = self.env["account.move"]._read_group(
+            [("billing_recurring_id", "in", self.ids)],
+            groupby=["billing_recurring_id"],
+            aggregates=["__count"],
+        )
+        counts = {recurring.id: count for recurring, count in groups}
+        for recurring in self:
+            recurring.invoice_count = counts.get(recurring.id, 0)
+
+    # -------------------------------------------------------------------------
+    # CONSTRAINT METHODS
+    # -------------------------------------------------------------------------
+
+    @api.constrains("partner_id", "interval_number", "invoice_day")
+    def _check_recurring(self):
+        for recurring in self:
+            if recurring.partner_id.commercial_partner_id.billing_mode != "postpaid":
+                raise ValidationError(
+                    self.env._(
+                        "Customer of recurring invoice %(name)s: %(partner)s is not "
+                        "billed postpaid.",
+                        name=recurring.name,
+                        partner=recurring.partner_id.display_name,
+                    )
+                )
+            if recurring.interval_number < 1:
+                raise ValidationError(
+                    self.env._(
+                        "Every of recurring invoice %(name)s must be at least 1.",
+                        name=recurring.name,
+                    )
+                )
+            if recurring.invoice_day and not 1 <= recurring.invoice_day <= 31:
+                raise ValidationError(
+                    self.env._(
+                        "Preferred Day of recurring invoice %(name)s must be between 1 "
+                        "and 31.",
+                        name=recurring.name,
+                    )
+                )
+
+    # -------------------------------------------------------------------------
+    # ACTION METHODS
+    # -------------------------------------------------------------------------
+
+    def action_start(self):
+        self._check_billing_manager()
+        self.write({"state": "running"})
+
+    def action_stop(self):
+        self._check_billing_manager()
+        self.write({"state": "stopped"})
+
+    def action_view_invoices(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "account.action_move_out_invoice_type"
+        )
+        action["domain"] = [("billing_recurring_id", "=", self.id)]
+        action["context"] = {"default_move_type": "out_invoice", "create": False}
+        return action
+
+    @api.model
+    def action_run_now(self):
+        """Generate the invoices whose date has come, now, as the scheduler does."""
+        self._check_billing_manager()
+        run = self.sudo()._billing_run(trigger="manual")
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "prepaid_postpaid_billing.billing_run_action"
+        )
+        action.update(
+            {"res_id": run.id, "view_mode": "form", "views": [(False, "form")]}
+        )
+        return action
+
+    # -------------------------------------------------------------------------
+    # BUSINESS METHODS
+    # -------------------------------------------------------------------------
+
+    def _check_billing_manager(self):
+        if not self.env.user.has_group(
+            "prepaid_postpaid_billing.group_billing_manager"
+        ):
+            raise AccessError(
+                self.env._(
+                    "Only Billing Administrators can start, stop or run billing."
+                )
+            )
+
+    def _next_invoice_date(self, current):
+        """The invoice date one cycle after ``current``, on the preferred day."""
+        self.ensure_one()
+        if self.interval_type == "week":
+            return current + timedelta(weeks=self.interval_number)
+        months = MONTHS_PER_INTERVAL[self.interval_type] * self.interval_number
+        following = current + relativedelta(months=months)
+        day = self.invoice_day or current.day
+        last = calendar.monthrange(following.year, following.month)[1]
+        return following.replace(day=min(day, last))
+
+    def _period_start(self, invoice_date):
+        """First day of the period invoiced on ``invoice_date``."""
+        self.ensure_one()
+        if self.interval_type == "week":
+            return invoice_date - timedelta(weeks=self.interval_number)
+        months = MONTHS_PER_INTERVAL[self.interval_type] * self.interval_number
+        return invoice_date - relativedelta(months=months)
+
+    @api.model
+    def _cron_billing_recurring(self, batch_size=200):
+        """Scheduled action: invoice every running schedule whose date has come."""
+        return self._billing_run(
+            trigger="cron", batch_size=batch_size, auto_commit=True
+        )
+
+    @api.model
+    def _billing_run(
+        self, trigger="manual", batch_size=200, auto_commit=False, today=None
+    ):
+        """Invoice the due schedules of every company in batches, recorded in a
+        ``billing.run``. With ``auto_commit`` (the cron), each batch is committed
+        on its own, so that a run killed half-way keeps what it finished and the
+        next run completes the rest."""
+        today = today or fields.Date.context_today(self)
+        # sudo: the run record is the log of this run, written whoever started it.
+        Run = self.env["billing.run"].sudo()
+        runs = Run
+        companies = self.search(
+            [("state", "=", "running"), ("next_date", "<=", today)]
+        ).company_id
+        if not companies and trigger == "manual":
+            companies = self.env.company  # record that there was nothing to do
+        for company in companies:
+            run = Run.create({"trigger": trigger, "company_id": company.id})
+            runs |= run
+            if auto_commit:
+                self.env.cr.commit()  # pylint: disable=invalid-commit  # run visible while it works
+            self.with_company(company)._billing_run_company(
+                run, today, batch_size, auto_commit
+            )
+            run.write(
+                {
+                    "state": "failed" if run.failure_ids else "done",
+                    "date_end": fields.Datetime.now(),
+                }
+            )
+            if auto_commit:
+                self.env.cr.commit()  # pylint: disable=invalid-commit  # end of the run
+        return runs
+
+    def _billing_run_company(self, run, today, batch_size, auto_commit):
+        company = self.env.company
+        failed_ids = []
+        totals = defaultdict(int)
+        while True:
+            self.env.cr.execute(
+                SQL(
+                    """
+                    SELECT id FROM billing_recurring
+                     WHERE state = 'running' AND company_id = %(company)s
+                       AND next_date <= %(today)s AND id != ALL(%(failed)s)
+                  ORDER BY next_date, id
+                     LIMIT %(limit)s
+                       FOR UPDATE SKIP LOCKED
+                    """,
+                    company=company.id,
+                    today=today,
+                    failed=failed_ids,
+                    limit=batch_size,
+                )
+            )
+            ids = [row[0] for row in self.env.cr.fetchall()]
+            if not ids:
+                break
+            batch = self.browse(ids)
+            stats, failures = batch._billing_process_batch(today)
+            for key, value in stats.items():
+                totals[key] += value
+            failed_ids.extend(recurring.id for recurring, _error in failures)
+            run.write(
+                {
+                    "invoice_count": totals["invoices"],
+                    "charge_count": totals["charges"],
+                    "skipped_count": totals["skipped"],
+                    "failure_ids": [
+                        fields.Command.create(
+                            {
+                                "recurring_id": recurring.id,
+                                "partner_id": recurring.partner_id.id,
+                                "error": error,
+                            }
+                        )
+                        for recurring, error in failures
+                    ],
+                }
+            )
+            remaining = self.search_count(
+                [
+                    ("state", "=", "running"),
+                    ("company_id", "=", company.id),
+                    ("next_date", "<=", today),
+                    ("id", "not in", failed_ids),
+                ]
+            )
+            self.env["ir.cron"]._notify_progress(
+                done=totals["schedules"], remaining=remaining
+            )
+            if auto_commit:
+                self.env.cr.commit()  # pylint: disable=invalid-commit  # batch boundary
+
+    def _billing_process_batch(self, today):
+        """Invoice these schedules; on an error, again one customer at a time, each
+        in its own savepoint, so that a failing customer does not stop the others.
+        Returns (stats, [(schedule, error)])."""
+        try:
+            with self.env.cr.savepoint():
+                return self._billing_invoice_due(today), []
+        except (UserError, ValidationError, AccessError, ValueError) as error:
+            _logger.info("Billing batch failed (%s); retrying one by one", error)
+        stats = defaultdict(int)
+        failures = []
+        for recurring in self:
+            try:
+                with self.env.cr.savepoint():
+                    for key, value in recurring._billing_invoice_due(today).items():
+                        stats[key] += value
+            except (UserError, ValidationError, AccessError, ValueError) as error:
+                _logger.warning(
+                    "Recurring invoice %s of %s failed: %s",
+                    recurring.id,
+                    recurring.partner_id.display_name,
+                    error,
+                )
+                failures.append((recurring, str(error)))
+        return stats, failures
+
+    def _billing_due_periods(self, today):
+        """Periods of these schedules whose invoice date has come, oldest first,
+        and the next invoice date of each schedule after them."""
+        periods, next_dates = [], {}
+        for recurring in self:
+            invoice_date = recurring.next_date
+            first = True
+            while invoice_date <= today:
+                periods.append(
+                    {
+                        "recurring": recurring,
+                        "start": recurring._period_start(invoice_date),
+                        "end": invoice_date - timedelta(days=1),
+                        "invoice_date": invoice_date,
+                        # The first period also takes the customer's late charges.
+                        "first": first,
+                    }
+                )
+                first = False
+                invoice_date = recurring._next_invoice_date(invoice_date)
+            next_dates[recurring.id] = invoice_date
+        return periods, next_dates
+
+    def _billing_invoice_due(self, today):
+        """Create the invoices of the due periods of these schedules: one grouped
+        query for their pending charges, one ``create`` for the invoices, one
+        ``UPDATE`` to link the charges and one to advance the schedules."""
+        stats = defaultdict(int)
+        stats["schedules"] = len(self)
+        periods, next_dates = self._billing_due_periods(today)
+        to_invoice = []
+        for period in periods:
+            if period[
+                "recurring"
+            ].partner_id.commercial_partner_id.billing_invoice_enabled:
+                to_invoice.append(period)
+            else:
+                stats["skipped"] += 1
+        groups = self._billing_charge_groups(to_invoice)
+        defaults = self._billing_invoice_defaults()
+        vals_list, links, invoiced_periods = [], [], []
+        for index, period in enumerate(to_invoice):
+            vals, line_charges = self._billing_prepare_invoice_vals(
+                period, groups.get(index, []), defaults
+            )
+            if vals is None:
+                stats["skipped"] += 1
+                continue
+            vals_list.append(vals)
+            links.append(line_charges)
+            invoiced_periods.append(period)
+        invoices = (
+            self.env["account.move"]
+            .with_context(default_move_type="out_invoice")
+            .create(vals_list)
+        )
+        charge_ids, line_ids = [], []
+        for invoice, line_charges in zip(invoices, links, strict=True):
+            lines = invoice.invoice_line_ids.sorted("id")
+            for position, ids in line_charges:
+                charge_ids.extend(ids)
+                line_ids.extend([lines[position].id] * len(ids))
+        if charge_ids:
+            self.env.cr.execute(
+                SQL(
+                    """
+                    UPDATE billing_charge c
+                       SET state = 'invoiced', invoice_line_id = v.line_id,
+                           write_uid = %(uid)s, write_date = NOW() AT TIME ZONE 'UTC'
+                      FROM unnest(%(charges)s::int4[], %(lines)s::int4[])
+                           AS v(charge_id, line_id)
+                     WHERE c.id = v.charge_id AND c.state = 'pending'
+                    """,
+                    uid=self.env.uid,
+                    charges=charge_ids,
+                    lines=line_ids,
+                )
+            )
+            if self.env.cr.rowcount != len(charge_ids):
+                raise UserError(
+                    self.env._(
+                        "Usage records changed while they were being invoiced; the "
+                        "batch is retried on the next run."
+                    )
+                )
+            self.env["billing.charge"].invalidate_model(["state", "invoice_line_id"])
+        self.env.cr.execute(
+            SQL(
+                """
+                UPDATE billing_recurring r
+                   SET next_date = v.next_date, write_uid = %(uid)s,
+                       write_date = NOW() AT TIME ZONE 'UTC'
+                  FROM unnest(%(ids)s::int4[], %(dates)s::date[]) AS v(id, next_date)
+                 WHERE r.id = v.id
+                """,
+                uid=self.env.uid,
+                ids=list(next_dates),
+                dates=list(next_dates.values()),
+            )
+        )
+        self.invalidate_recordset(["next_date"])
+        to_confirm = invoices.filtered(
+            lambda move: move.billing_recurring_id.generation_mode == "confirm"
+        )
+        if to_confirm:
+            to_confirm.action_post()
+            to_confirm._billing_send_recurring_invoices()
+        stats["invoices"] += len(invoices)
+        stats["charges"] += len(charge_ids)
+        return stats
+
+    def _billing_charge_groups(self, periods):
+        """Pending charges of each period summed per product and unit price:
+        {period index: [(product_id, price_unit, quantity, amount, charge ids)]}."""
+        if not periods:
+            return {}
+        self.env["billing.charge"].flush_model()
+        self.env.cr.execute(
+            SQL(
+                """
+                SELECT p.idx, c.product_id, c.price_unit, SUM(c.quantity),
+                       SUM(c.amount), ARRAY_AGG(c.id ORDER BY c.id)
+                  FROM unnest(%(idx)s::int4[], %(partners)s::int4[],
+                              %(starts)s::timestamp[], %(ends)s::timestamp[])
+                       AS p(idx, partner_id, date_start, date_end)
+                  JOIN billing_charge c
+                    ON c.partner_id = p.partner_id
+                   AND c.state = 'pending'
+                   AND c.company_id = %(company)s
+                   AND c.date < p.date_end
+                   AND (p.date_start IS NULL OR c.date >= p.date_start)
+              GROUP BY p.idx, c.product_id, c.price_unit
+              ORDER BY p.idx, c.product_id, c.price_unit DESC
+                """,
+                idx=list(range(len(periods))),
+                partners=[
+                    p["recurring"].partner_id.commercial_partner_id.id for p in periods
+                ],
+                starts=[
+                    None if p["first"] else datetime.combine(p["start"], time.min)
+                    for p in periods
+                ],
+                ends=[datetime.combine(p["invoice_date"], time.min) for p in periods],
+                company=self.env.company.id,
+            )
+        )
+        groups = defaultdict(list)
+        for idx, product_id, price, quantity, amount, ids in self.env.cr.fetchall():
+            groups[idx].append((product_id, price, quantity, amount, ids))
+        return groups
+
+    def _billing_invoice_defaults(self):
+        """Values common to the invoices of a batch, looked up once per batch so
+        that the queries of a run do not grow with its invoices: the sales journal,
+        the draft name (numbers are given when invoices are posted) and, when the
+        company has no analytic distribution model, no distribution."""
+        Journal = self.env["account.journal"]
+        journal = Journal.search(
+            [*Journal._check_company_domain(self.env.company), ("type", "=", "sale")],
+            limit=1,
+        )
+        if not journal:
+            raise UserError(
+                self.env._(
+                    "Company %(company)s has no sales journal for its recurring "
+                    "invoices.",
+                    company=self.env.company.name,
+                )
+            )
+        defaults = {"move": {"journal_id": journal.id, "name": "/"}, "line": {}}
+        Model = self.env["account.analytic.distribution.model"]
+        if not Model.search_count(
+            Model._check_company_domain(self.env.company), limit=1
+        ):
+            defaults["line"]["analytic_distribution"] = False
+        return defaults
+
+    def _billing_prepare_invoice_vals(self, period, groups, defaults=None):
+        """Values of the invoice of ``period`` and, per usage line position, the
+        charges it bills; ``(None, [])`` when there is nothing to invoice."""
+        recurring = period["recurring"]
+        currency = recurring.currency_id
+        period_label = self.env._(
+            "%(start)s to %(end)s",
+            start=fields.Date.to_string(period["start"]),
+            end=fields.Date.to_string(period["end"]),
+        )
+        products = self.env["product.product"].browse({g[0] for g in groups})
+        allowances = {a.product_id.id: a.quantity for a in recurring.allowance_ids}
+        price_digits = self.env["decimal.precision"].precision_get("Product Price")
+        lines, line_charges = [], []
+        for product_id, price, quantity, amount, ids in groups:
+            product = products.browse(product_id)
+            label = f"{product.display_name} ({period_label})"
+            if float_round(price, price_digits) == price:
+                usage = {"quantity": quantity, "price_unit": price}
+            else:
+                # A unit price finer than prices are kept: bill the exact total.
+                usage = {
+                    "quantity": 1.0,
+                    "price_unit": currency.round(amount),
+                    "name": self.env._(
+                        "%(label)s: %(quantity)s at %(price)s",
+                        label=label,
+                        quantity=quantity,
+                        price=price,
+                    ),
+                }
+            line_charges.append((len(lines), ids))
+            lines.append({"product_id": product_id, "name": label, **usage})
+            included = min(allowances.get(product_id, 0.0), quantity)
+            if included > 0:
+                allowances[product_id] -= included
+                lines.append(
+                    {
+                        "product_id": product_id,
+                        "name": self.env._(
+                            "Included in your plan: %(label)s", label=label
+                        ),
+                        "quantity": -included,
+                        "price_unit": price,
+                    }
+                )
+        for fixed in recurring.line_ids:
+            lines.append(
+                {
+                    "product_id": fixed.product_id.id,
+                    "name": f"{fixed.name or fixed.product_id.display_name} "
+                    f"({period_label})",
+                    "quantity": fixed.quantity,
+                    "price_unit": fixed.price_unit,
+                }
+            )
+        if not groups and currency.is_zero(
+            sum(line["quantity"] * line["price_unit"] for line in lines)
+        ):
+            return None, []
+        defaults = defaults or {"move": {}, "line": {}}
+        partner = recurring.partner_id
+        vals = {
+            **defaults["move"],
+            "move_type": "out_invoice",
+            "partner_id": partner.id,
+            "company_id": recurring.company_id.id,
+            "invoice_date": period["invoice_date"],
+            "billing_recurring_id": recurring.id,
+            "billing_period_start": period["start"],
+            "billing_period_end": period["end"],
+            "invoice_origin": recurring.name,
+            "invoice_line_ids": [
+                fields.Command.create(
+                    {**defaults["line"], **line, "sequence": 10 + position}
+                )
+                for position, line in enumerate(lines)
+            ],
+        }
+        return vals, line_charges
