@@ -366,6 +366,8 @@ class BillingRecurring(models.Model):
             )
             if auto_commit:
                 self.env.cr.commit()  # pylint: disable=invalid-commit  # batch boundary
+                # Memory stays that of one batch, however many customers.
+                self.env.invalidate_all()
 
     def _billing_process_batch(self, today):
         """Invoice these schedules; on an error, again one customer at a time, each
@@ -446,7 +448,7 @@ class BillingRecurring(models.Model):
             invoiced_periods.append(period)
         invoices = (
             self.env["account.move"]
-            .with_context(default_move_type="out_invoice")
+            .with_context(default_move_type="out_invoice", tracking_disable=True)
             .create(vals_list)
         )
         charge_ids, line_ids = [], []
