@@ -15,6 +15,7 @@ CHARGE_STATES = [
 ]
 INGEST_REQUIRED = ("partner_id", "product_id", "date", "quantity", "external_ref")
 INGEST_FIELDS = (*INGEST_REQUIRED, "price_unit", "name")
+INGEST_FIELDS_SET = frozenset(INGEST_FIELDS)
 USAGE_DIGITS = 6
 
 
@@ -166,75 +167,72 @@ class BillingCharge(models.Model):
         seen = set()
         valid = []
         for index, record in enumerate(records):
-            reason = self._ingest_check_record(index, record, partners, products, seen)
-            ref = record.get("external_ref") if isinstance(record, dict) else None
+            reason, clean = self._ingest_check_record(
+                index, record, partners, products, seen
+            )
             if reason:
+                ref = record.get("external_ref") if isinstance(record, dict) else None
                 rejected.append({"external_ref": ref, "reason": reason})
                 continue
-            seen.add(ref)
-            partner = partners[record["partner_id"]]
-            price = record.get("price_unit")
-            valid.append(
-                {
-                    "partner_id": partner["commercial_id"],
-                    "product_id": record["product_id"],
-                    "date": self._ingest_date(record["date"]),
-                    "quantity": self._ingest_number(record["quantity"]),
-                    "price_unit": None if price is None else float(price),
-                    "name": str(record.get("name") or "")[:1024] or None,
-                    "external_ref": ref,
-                    "_prepaid": partner["mode"] == "prepaid",
-                    "_pricelist_id": partner["pricelist_id"],
-                }
-            )
+            seen.add(clean["external_ref"])
+            valid.append(clean)
         return valid
 
     def _ingest_check_record(self, index, record, partners, products, seen):
-        """Why ``record`` cannot be stored, naming the field; None if it can."""
+        """``(reason, None)`` when ``record`` cannot be stored, the reason naming
+        the field; else ``(None, clean values)``."""
+        _ = self.env._
         if not isinstance(record, dict):
-            return self.env._("record %(index)s is not a dict", index=index)
+            return _("record %(index)s is not a dict", index=index), None
         if missing := [f for f in INGEST_REQUIRED if record.get(f) in (None, "")]:
-            return self.env._("missing %(fields)s", fields=", ".join(missing))
-        if unknown := set(record) - set(INGEST_FIELDS):
-            return self.env._(
+            return _("missing %(fields)s", fields=", ".join(missing)), None
+        if unknown := record.keys() - INGEST_FIELDS_SET:
+            return _(
                 "unknown field %(fields)s", fields=", ".join(sorted(unknown))
-            )
+            ), None
         ref = record["external_ref"]
         if not isinstance(ref, str) or len(ref) > 255:
-            return self.env._("external_ref must be a text of at most 255 characters")
-        if not self._ingest_is_id(record["partner_id"]) or (
-            record["partner_id"] not in partners
-        ):
-            return self.env._(
-                "unknown customer partner_id %(id)s", id=record["partner_id"]
-            )
-        if not self._ingest_is_id(record["product_id"]) or (
-            record["product_id"] not in products
-        ):
-            return self.env._(
-                "unknown service product_id %(id)s", id=record["product_id"]
-            )
+            return _("external_ref must be a text of at most 255 characters"), None
+        partner_id, product_id = record["partner_id"], record["product_id"]
+        partner = partners.get(partner_id) if self._ingest_is_id(partner_id) else None
+        if partner is None:
+            return _("unknown customer partner_id %(id)s", id=partner_id), None
+        if not (self._ingest_is_id(product_id) and product_id in products):
+            return _("unknown service product_id %(id)s", id=product_id), None
         quantity = self._ingest_number(record["quantity"])
         if quantity is None or quantity <= 0:
-            return self.env._(
+            return _(
                 "quantity must be a positive number, not %(value)r",
                 value=record["quantity"],
-            )
-        if record.get("price_unit") is not None:
-            price = self._ingest_number(record["price_unit"])
+            ), None
+        price = record.get("price_unit")
+        if price is not None:
+            price = self._ingest_number(price)
             if price is None or price < 0:
-                return self.env._(
+                return _(
                     "price_unit must be a number of at least 0, not %(value)r",
                     value=record["price_unit"],
-                )
-        if self._ingest_date(record["date"]) is None:
-            return self.env._(
+                ), None
+        when = self._ingest_date(record["date"])
+        if when is None:
+            return _(
                 "date must be YYYY-MM-DD or YYYY-MM-DD HH:MM:SS, not %(value)r",
                 value=record["date"],
-            )
+            ), None
         if ref in seen:
-            return self.env._("external_ref %(ref)s is twice in the batch", ref=ref)
-        return None
+            return _("external_ref %(ref)s is twice in the batch", ref=ref), None
+        name = record.get("name")
+        return None, {
+            "partner_id": partner["commercial_id"],
+            "product_id": product_id,
+            "date": when,
+            "quantity": quantity,
+            "price_unit": price,
+            "name": str(name)[:1024] if name else None,
+            "external_ref": ref,
+            "_prepaid": partner["mode"] == "prepaid",
+            "_pricelist_id": partner["pricelist_id"],
+        }
 
     def _ingest_partners(self, partner_ids, company):
         """Customers the records may name: id -> commercial partner, mode and
@@ -280,24 +278,23 @@ class BillingCharge(models.Model):
 
     @api.model
     def _ingest_date(self, value):
+        """A naive UTC datetime from ``YYYY-MM-DD[ HH:MM[:SS[.ffffff]]]`` (or ISO
+        8601 with ``T`` and a UTC ``Z``); None when it is none of those."""
         if isinstance(value, datetime):
             return value.replace(tzinfo=None)
         if isinstance(value, date):
             return datetime.combine(value, datetime.min.time())
-        if not isinstance(value, str):
+        if not isinstance(value, str) or not 10 <= len(value) <= 32:
             return None
-        text = value.strip().replace("T", " ").removesuffix("Z")
-        for fmt in (
-            "%Y-%m-%d %H:%M:%S",
-            "%Y-%m-%d %H:%M:%S.%f",
-            "%Y-%m-%d %H:%M",
-            "%Y-%m-%d",
-        ):
-            try:
-                return datetime.strptime(text, fmt)
-            except ValueError:
-                continue
-        return None
+        try:
+            when = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        if when.tzinfo is not None:
+            if when.utcoffset():
+                return None  # only UTC is accepted
+            when = when.replace(tzinfo=None)
+        return when
 
     def _ingest_price(self, valid):
         """Unit price from the customer's pricelist (or the product's sale price)
@@ -320,7 +317,7 @@ class BillingCharge(models.Model):
                         else product.lst_price
                     )
                 vals["price_unit"] = cache[key]
-            vals["price_unit"] = float_round(vals["price_unit"], USAGE_DIGITS)
+            vals["price_unit"] = round(vals["price_unit"], USAGE_DIGITS)
             vals["amount"] = float_round(
                 vals["quantity"] * vals["price_unit"], USAGE_DIGITS
             )
