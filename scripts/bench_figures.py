@@ -161,6 +161,30 @@ def _bench_customers(env, prefix, count, mode):
     )
 
 
+def _bench_oca_contracts(env, customers, product, today):
+    """OCA contracts of ``customers``, 3 fixed lines each, invoiced from today."""
+    journal = env["account.journal"].search(
+        [("type", "=", "sale"), ("company_id", "=", env.company.id)], limit=1
+    )
+    env["contract.contract"].create(
+        [
+            {
+                "name": f"Bench contract {partner.id}",
+                "partner_id": partner.id,
+                "contract_type": "sale",
+                "journal_id": journal.id,
+                "line_recurrence": False,
+                "recurring_rule_type": "monthly",
+                "recurring_interval": 1,
+                "date_start": today,
+                "contract_line_ids": _fixed_lines(product),
+            }
+            for partner in customers
+        ]
+    )
+    env.cr.commit()
+
+
 def bench_recurring(env):
     """The recurring run (CUSTOMERS postpaid customers x CHARGES_PER_CUSTOMER
     usage charges, plus 3 fixed lines each) to draft invoices; ingestion of those
@@ -224,29 +248,10 @@ def bench_recurring(env):
         f"(target: >= 100,000 charges/s, 0 added)"
     )
 
-    oca_customers = None
-    if OCA:
-        oca_customers = _bench_customers(env, "Bench OCA", CUSTOMERS, "postpaid")
-        journal = env["account.journal"].search(
-            [("type", "=", "sale"), ("company_id", "=", env.company.id)], limit=1
-        )
-        env["contract.contract"].create(
-            [
-                {
-                    "name": f"Bench contract {partner.id}",
-                    "partner_id": partner.id,
-                    "contract_type": "sale",
-                    "journal_id": journal.id,
-                    "line_recurrence": False,
-                    "recurring_rule_type": "monthly",
-                    "recurring_interval": 1,
-                    "date_start": today,
-                    "contract_line_ids": _fixed_lines(plan),
-                }
-                for partner in oca_customers
-            ]
-        )
-        env.cr.commit()
+    oca_customers = (
+        _bench_customers(env, "Bench OCA", CUSTOMERS, "postpaid") if OCA else None
+    )
+    env.cr.commit()
 
     ours, theirs, peaks = [], [], []
     for _round in range(ROUNDS):
@@ -287,6 +292,7 @@ def bench_recurring(env):
         env.cr.execute("UPDATE billing_recurring SET next_date = %s", [today])
         env.cr.commit()
         if OCA:
+            _bench_oca_contracts(env, oca_customers, plan, today)
             env.invalidate_all()
             started = time.perf_counter()
             env["contract.contract"].cron_recurring_create_invoice()
@@ -303,15 +309,10 @@ def bench_recurring(env):
                 "DELETE FROM account_move WHERE id IN (SELECT move_id"
                 " FROM account_move_line WHERE contract_line_id IS NOT NULL)"
             )
-            env.cr.execute(
-                "UPDATE contract_contract SET recurring_next_date = %s", [today]
-            )
-            env.cr.execute(
-                "UPDATE contract_line SET recurring_next_date = %s,"
-                " last_date_invoiced = NULL",
-                [today],
-            )
+            env.cr.execute("DELETE FROM contract_line")
+            env.cr.execute("DELETE FROM contract_contract")
             env.cr.commit()
+            env.invalidate_all()
     invoices_per_s = statistics.median(r[0] for r in ours)
     charges_per_s = statistics.median(r[1] for r in ours)
     print(

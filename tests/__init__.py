@@ -7,3 +7,4 @@ from . import test_billing_topup_expiry
 from . import test_billing_wallet_portal
 from . import test_billing_charge_ingest
 from . import test_billing_recurring
+from . import test_billing_charge_rpc
