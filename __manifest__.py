@@ -41,6 +41,7 @@
     "demo": [
         "demo/res_partner_demo.xml",
         "demo/product_demo.xml",
+        "demo/billing_recurring_demo.xml",
     ],
     "post_init_hook": "post_init_hook",
 }

@@ -223,13 +223,18 @@ class BillingRecurring(models.Model):
     def action_run_now(self):
         """Generate the invoices whose date has come, now, as the scheduler does."""
         self._check_billing_manager()
-        run = self.sudo()._billing_run(trigger="manual")
+        # sudo: the user was checked to be a Billing Administrator just above; the
+        # run invoices every due schedule, as the scheduler would.
+        runs = self.sudo()._billing_run(trigger="manual")
         action = self.env["ir.actions.act_window"]._for_xml_id(
             "prepaid_postpaid_billing.billing_run_action"
         )
-        action.update(
-            {"res_id": run.id, "view_mode": "form", "views": [(False, "form")]}
-        )
+        if len(runs) == 1:
+            action.update(
+                {"res_id": runs.id, "view_mode": "form", "views": [(False, "form")]}
+            )
+        else:
+            action["domain"] = [("id", "in", runs.ids)]
         return action
 
     # -------------------------------------------------------------------------
