@@ -84,10 +84,26 @@ for port in range(start, start + 200):
 PY
 }
 
+# When the scripts run as root, the server runs as the postgres user, which must
+# reach the cluster's folder: if the repository sits below a folder postgres
+# cannot enter, the cluster goes to a folder of its own in /tmp instead.
+pg_choose_dir() {
+    mkdir -p "$PG_DIR"
+    if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$PG_DIR" 2>/dev/null; then
+        PG_DIR="/tmp/${MODULE}-pg-$(echo "$REPO_DIR" | md5sum | cut -c1-12)"
+        PG_DATA="$PG_DIR/data"
+        PG_RUN="$PG_DIR/run"
+        mkdir -p "$PG_DIR"
+        chmod 700 "$PG_DIR"
+        chown postgres: "$PG_DIR"
+        echo "note: the postgres user cannot enter $REPO_DIR; cluster in $PG_DIR"
+    fi
+}
+
 # Start the private cluster in .local/pg (created on first use) and export
 # PG_PORT.  The port is chosen once, free at the time, and kept in .local/pg/port.
 pg_start() {
-    mkdir -p "$PG_DIR"
+    pg_choose_dir
     if [ ! -f "$PG_DATA/PG_VERSION" ]; then
         echo "Creating a private PostgreSQL cluster in $PG_DATA"
         rm -rf "$PG_DATA"
