@@ -52,7 +52,7 @@ addons_path() {
 # Run a PostgreSQL command as the cluster owner: the server refuses root.
 as_pg() {
     if [ "$(id -u)" = 0 ]; then
-        runuser -u postgres -- "$@"
+        (cd / && runuser -u postgres -- "$@")
     else
         "$@"
     fi
