@@ -82,7 +82,14 @@ class AccountMove(models.Model):
             )
 
     def _compute_billing_wallet_amounts(self):
+        # sudo: the credit of the invoice's own customer, shown on the invoice.
         Wallet = self.env["billing.wallet"].sudo()
+        wallets = {}
+        for company, moves in self.grouped("company_id").items():
+            for partner_id, wallet in Wallet._get_wallets(
+                moves.partner_id, company, create=False
+            ).items():
+                wallets[company.id, partner_id] = wallet
         for move in self:
             move.billing_topup_credited = sum(
                 move.sudo()
@@ -91,10 +98,8 @@ class AccountMove(models.Model):
                 )
                 .mapped("amount")
             )
-            wallet = (
-                Wallet._get_wallet(move.partner_id, move.company_id, create=False)
-                if move.partner_id
-                else Wallet
+            wallet = wallets.get(
+                (move.company_id.id, move.partner_id.commercial_partner_id.id), Wallet
             )
             move.billing_wallet_balance = wallet.balance
 
@@ -381,6 +386,10 @@ class AccountMove(models.Model):
         allows it or a product asks for it, and the balance covers them; say in
         the chatter why an invoice was not."""
         Wallet = self.env["billing.wallet"].sudo()
+        wallets = {
+            company: Wallet._get_wallets(moves.partner_id, company, create=False)
+            for company, moves in self.grouped("company_id").items()
+        }
         for move in self:
             flagged = any(
                 move.invoice_line_ids.product_id.mapped("billing_pay_from_wallet")
@@ -389,8 +398,8 @@ class AccountMove(models.Model):
                 continue
             if move.currency_id.is_zero(move.amount_residual):
                 continue
-            wallet = Wallet._get_wallet(move.partner_id, move.company_id, create=False)
             customer = move.partner_id.commercial_partner_id
+            wallet = wallets[move.company_id].get(customer.id, Wallet)
             if not (wallet or flagged or customer.billing_mode == "prepaid"):
                 continue
             reason = None

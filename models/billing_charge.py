@@ -407,11 +407,8 @@ class BillingCharge(models.Model):
         # debited for the charges being stored, of the customers they name.
         Wallet = self.env["billing.wallet"].sudo()
         partners = self.env["res.partner"].browse(list(by_partner))
-        wallets = {
-            partner.id: Wallet._get_wallet(partner, company) for partner in partners
-        }
-        for wallet in sorted(wallets.values(), key=lambda w: w.id):
-            wallet._lock()
+        wallets = Wallet._get_wallets(partners, company)
+        Wallet.browse(w.id for w in wallets.values())._lock()
         accepted, wallet_moves = [], {}
         batch = uuid.uuid4().hex
         for partner in partners:

@@ -80,32 +80,41 @@ class BillingWallet(models.Model):
 
     @api.model
     def _get_wallet(self, partner, company, create=True):
-        """The wallet of ``partner``'s commercial partner in ``company``, created
-        when missing (safely against a concurrent creation)."""
+        """The wallet of ``partner``'s commercial partner in ``company`` (created
+        when missing with ``create``); an empty recordset if there is none."""
         partner = partner.commercial_partner_id
-        wallet = self.search(
-            [("partner_id", "=", partner.id), ("company_id", "=", company.id)]
+        return self._get_wallets(partner, company, create=create).get(
+            partner.id, self.browse()
         )
-        if wallet or not create:
-            return wallet
-        self.env.cr.execute(
-            SQL(
-                """
-                INSERT INTO billing_wallet
-                    (partner_id, company_id, balance, create_uid, write_uid,
-                     create_date, write_date)
-                VALUES (%(partner)s, %(company)s, 0, %(uid)s, %(uid)s,
-                        NOW() AT TIME ZONE 'UTC', NOW() AT TIME ZONE 'UTC')
-                ON CONFLICT (partner_id, company_id) DO NOTHING
-                """,
-                partner=partner.id,
-                company=company.id,
-                uid=self.env.uid,
+
+    @api.model
+    def _get_wallets(self, partners, company, create=True):
+        """The wallets of ``partners``' commercial partners in ``company``, by
+        commercial partner id, in one query (two when some are created; creation
+        is safe against a concurrent one)."""
+        commercial = partners.commercial_partner_id
+        domain = [("partner_id", "in", commercial.ids), ("company_id", "=", company.id)]
+        wallets = self.search(domain)
+        missing = set(commercial.ids) - set(wallets.partner_id.ids)
+        if missing and create:
+            self.env.cr.execute(
+                SQL(
+                    """
+                    INSERT INTO billing_wallet
+                        (partner_id, company_id, balance, create_uid, write_uid,
+                         create_date, write_date)
+                    SELECT partner_id, %(company)s, 0, %(uid)s, %(uid)s,
+                           NOW() AT TIME ZONE 'UTC', NOW() AT TIME ZONE 'UTC'
+                      FROM unnest(%(partners)s::int4[]) AS t(partner_id)
+                    ON CONFLICT (partner_id, company_id) DO NOTHING
+                    """,
+                    company=company.id,
+                    uid=self.env.uid,
+                    partners=sorted(missing),
+                )
             )
-        )
-        return self.search(
-            [("partner_id", "=", partner.id), ("company_id", "=", company.id)]
-        )
+            wallets = self.search(domain)
+        return {wallet.partner_id.id: wallet for wallet in wallets}
 
     def _apply_movements(self, movements):
         """Add ``movements`` (``billing.wallet.move`` values, each with a signed
@@ -226,10 +235,14 @@ class BillingWallet(models.Model):
         return move
 
     def _lock(self):
-        """Lock the wallet row until the end of the transaction."""
-        self.ensure_one()
+        """Lock these wallet rows until the end of the transaction, in id order so
+        that concurrent lockers of several wallets cannot deadlock."""
         self.env.cr.execute(
-            SQL("SELECT id FROM billing_wallet WHERE id = %s FOR UPDATE", self.id)
+            SQL(
+                "SELECT id FROM billing_wallet WHERE id = ANY(%s)"
+                " ORDER BY id FOR UPDATE",
+                self.ids,
+            )
         )
 
     def _has_movement(self, key):
