@@ -4,7 +4,7 @@
     "name": "Prepaid and Postpaid Billing",
     "summary": "Prepaid credit wallets, postpaid recurring invoices and "
     "reseller billing on top of Odoo Invoicing",
-    "version": "18.0.1.0.0",
+    "version": "18.0.1.1.0",
     "category": "Accounting/Accounting",
     "website": "https://github.com/prepaid-postpaid-billing/prepaid_postpaid_billing",
     "author": "Prepaid Postpaid Billing contributors",
@@ -24,6 +24,7 @@
         "data/product_data.xml",
         "wizards/billing_wallet_adjust_views.xml",
         "views/account_move_views.xml",
+        "views/account_payment_views.xml",
         "views/billing_wallet_views.xml",
         "views/billing_charge_views.xml",
         "views/billing_recurring_views.xml",

@@ -3,11 +3,18 @@ from datetime import timedelta
 
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
+from odoo.osv import expression
 from odoo.tools import SQL
 
 _logger = logging.getLogger(__name__)
 
 PAID_STATES = ("paid", "in_payment")
+OPEN_STATES = ("not_paid", "partial")
+DUE_STATUSES = [
+    ("not_due", "Not Due"),
+    ("due_today", "Due Today"),
+    ("overdue", "Overdue"),
+]
 
 
 class AccountMove(models.Model):
@@ -52,6 +59,37 @@ class AccountMove(models.Model):
         string="Wallet Balance",
         currency_field="company_currency_id",
         compute="_compute_billing_wallet_amounts",
+    )
+    billing_reseller_id = fields.Many2one(
+        related="commercial_partner_id.billing_reseller_id",
+        string="Reseller",
+        store=True,
+        index="btree_not_null",
+    )
+    billing_due_status = fields.Selection(
+        selection=DUE_STATUSES,
+        string="Due Status",
+        compute="_compute_billing_due_status",
+        search="_search_billing_due_status",
+        help="Whether the unpaid part of this posted invoice is not due yet, due "
+        "today or overdue; empty once it is paid, in payment, a draft or cancelled.",
+    )
+    billing_days_overdue = fields.Integer(
+        string="Days Late",
+        compute="_compute_billing_due_status",
+        help="Days since the due date of this overdue invoice.",
+    )
+    billing_reminder_count = fields.Integer(
+        string="Reminders Sent",
+        copy=False,
+        readonly=True,
+        help="Payment reminders emailed for this invoice.",
+    )
+    billing_reminder_date = fields.Date(
+        string="Last Reminder",
+        copy=False,
+        readonly=True,
+        help="Day the last payment reminder of this invoice was emailed.",
     )
 
     def init(self):
@@ -102,6 +140,71 @@ class AccountMove(models.Model):
                 (move.company_id.id, move.partner_id.commercial_partner_id.id), Wallet
             )
             move.billing_wallet_balance = wallet.balance
+
+    @api.depends("state", "payment_state", "invoice_date_due")
+    @api.depends_context("tz")
+    def _compute_billing_due_status(self):
+        today = fields.Date.context_today(self)
+        for move in self:
+            status, late = False, 0
+            if (
+                move.is_invoice(include_receipts=True)
+                and move.state == "posted"
+                and move.payment_state in OPEN_STATES
+                and move.invoice_date_due
+            ):
+                late = (today - move.invoice_date_due).days
+                if late < 0:
+                    status = "not_due"
+                elif late == 0:
+                    status = "due_today"
+                else:
+                    status = "overdue"
+            move.billing_due_status = status
+            move.billing_days_overdue = max(late, 0)
+
+    def _search_billing_due_status(self, operator, value):
+        if operator not in ("=", "!=", "in", "not in"):
+            raise UserError(
+                self.env._(
+                    "Due Status cannot be searched with operator %(operator)s.",
+                    operator=operator,
+                )
+            )
+        values = {value} if operator in ("=", "!=") else set(value or ())
+        today = fields.Date.context_today(self)
+        comparisons = {"not_due": ">", "due_today": "=", "overdue": "<"}
+        branches = [
+            [("invoice_date_due", comparisons[status], today)]
+            for status in values
+            if status in comparisons
+        ]
+        domain = (
+            expression.AND(
+                [
+                    [("state", "=", "posted"), ("payment_state", "in", OPEN_STATES)],
+                    expression.OR(branches),
+                ]
+            )
+            if branches
+            else expression.FALSE_DOMAIN
+        )
+        if False in values:
+            domain = expression.OR(
+                [
+                    domain,
+                    [
+                        "|",
+                        "|",
+                        ("state", "!=", "posted"),
+                        ("payment_state", "not in", OPEN_STATES),
+                        ("invoice_date_due", "=", False),
+                    ],
+                ]
+            )
+        if operator in ("!=", "not in"):
+            domain = ["!", *expression.normalize_domain(domain)]
+        return domain
 
     # -------------------------------------------------------------------------
     # CRUD METHODS
@@ -199,6 +302,48 @@ class AccountMove(models.Model):
     # -------------------------------------------------------------------------
     # BUSINESS METHODS
     # -------------------------------------------------------------------------
+
+    def _billing_payment_url(self):
+        """Full URL of this invoice's online payment page: the portal invoice with
+        its payment dialog open."""
+        self.ensure_one()
+        return self.get_base_url() + self.get_portal_url(
+            anchor="portal_pay", query_string="&payment=True"
+        )
+
+    def _billing_charge_history(self):
+        """The usage records and charges this invoice bills, per service, oldest
+        first: a list of dicts with ``product`` (product.product), ``charges``
+        (billing.charge), ``quantity``, ``amount`` (sum of the charges at usage
+        precision) and ``invoiced`` (the invoice's usage lines of that service,
+        which equal the charges' sum rounded to the currency)."""
+        self.ensure_one()
+        self.check_access("read")
+        # sudo: what an invoice bills is part of the invoice; whoever may read the
+        # invoice (an accountant without Billing access, the customer on the
+        # portal) sees its charges, and only those linked to its own lines.
+        charges = (
+            self.env["billing.charge"]
+            .sudo()
+            .search(
+                [("invoice_line_id", "in", self.invoice_line_ids.ids)],
+                order="product_id, date, id",
+            )
+        )
+        history = []
+        for product, product_charges in charges.grouped("product_id").items():
+            history.append(
+                {
+                    "product": product,
+                    "charges": product_charges,
+                    "quantity": sum(product_charges.mapped("quantity")),
+                    "amount": sum(product_charges.mapped("amount")),
+                    "invoiced": sum(
+                        product_charges.invoice_line_id.mapped("price_subtotal")
+                    ),
+                }
+            )
+        return history
 
     def _billing_send_recurring_invoices(self):
         """Email the confirmed recurring invoices whose schedule asks for it; the
