@@ -60,6 +60,12 @@ class AccountMove(models.Model):
         currency_field="company_currency_id",
         compute="_compute_billing_wallet_amounts",
     )
+    billing_customer_notes = fields.Html(
+        string="Customer Notes",
+        copy=False,
+        help="Notes to the customer printed on the invoice, beside the terms and "
+        "conditions.",
+    )
     billing_reseller_id = fields.Many2one(
         related="commercial_partner_id.billing_reseller_id",
         string="Reseller",
