@@ -4,7 +4,7 @@ from collections import defaultdict
 from datetime import date, datetime
 
 from odoo import api, fields, models
-from odoo.exceptions import AccessError
+from odoo.exceptions import AccessError, UserError
 from odoo.tools import SQL, float_round
 
 CHARGE_STATES = [
@@ -111,6 +111,81 @@ class BillingCharge(models.Model):
     # -------------------------------------------------------------------------
     # BUSINESS METHODS
     # -------------------------------------------------------------------------
+
+    @api.model
+    def _prepare_usage_line_vals(self, groups, currency, period_label, allowances=None):
+        """Invoice line values billing ``groups`` of pending charges, each a tuple
+        ``(product_id, price_unit, quantity, amount, charge ids)``: one usage line
+        per group, followed by a negative line for what ``allowances``
+        ({product_id: quantity}, consumed as it goes) include. Returns the line
+        values and, per usage line position, the ids of the charges it bills."""
+        allowances = allowances if allowances is not None else {}
+        products = self.env["product.product"].browse({g[0] for g in groups})
+        price_digits = self.env["decimal.precision"].precision_get("Product Price")
+        lines, line_charges = [], []
+        for product_id, price, quantity, amount, ids in groups:
+            product = products.browse(product_id)
+            label = f"{product.display_name} ({period_label})"
+            if float_round(price, price_digits) == price:
+                usage = {"quantity": quantity, "price_unit": price}
+            else:
+                # A unit price finer than prices are kept: bill the exact total.
+                usage = {
+                    "quantity": 1.0,
+                    "price_unit": currency.round(amount),
+                    "name": self.env._(
+                        "%(label)s: %(quantity)s at %(price)s",
+                        label=label,
+                        quantity=quantity,
+                        price=price,
+                    ),
+                }
+            line_charges.append((len(lines), ids))
+            lines.append({"product_id": product_id, "name": label, **usage})
+            included = min(allowances.get(product_id, 0.0), quantity)
+            if included > 0:
+                allowances[product_id] -= included
+                lines.append(
+                    {
+                        "product_id": product_id,
+                        "name": self.env._(
+                            "Included in your plan: %(label)s", label=label
+                        ),
+                        "quantity": -included,
+                        "price_unit": price,
+                    }
+                )
+        return lines, line_charges
+
+    def _link_invoice_lines(self, charge_ids, line_ids):
+        """Mark the pending charges ``charge_ids`` invoiced by the invoice lines
+        ``line_ids`` (same order) with one UPDATE; raise when one of them is no
+        longer pending, so that the caller's transaction is rolled back."""
+        if not charge_ids:
+            return
+        self.env.cr.execute(
+            SQL(
+                """
+                UPDATE billing_charge c
+                   SET state = 'invoiced', invoice_line_id = v.line_id,
+                       write_uid = %(uid)s, write_date = NOW() AT TIME ZONE 'UTC'
+                  FROM unnest(%(charges)s::int4[], %(lines)s::int4[])
+                       AS v(charge_id, line_id)
+                 WHERE c.id = v.charge_id AND c.state = 'pending'
+                """,
+                uid=self.env.uid,
+                charges=charge_ids,
+                lines=line_ids,
+            )
+        )
+        if self.env.cr.rowcount != len(charge_ids):
+            raise UserError(
+                self.env._(
+                    "Usage records changed while they were being invoiced; nothing "
+                    "was invoiced, try again."
+                )
+            )
+        self.invalidate_model(["state", "invoice_line_id"])
 
     @api.model
     def ingest(self, records):

@@ -7,7 +7,7 @@ from dateutil.relativedelta import relativedelta
 
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
-from odoo.tools import SQL, float_round
+from odoo.tools import SQL
 
 _logger = logging.getLogger(__name__)
 
@@ -462,30 +462,7 @@ class BillingRecurring(models.Model):
             for position, ids in line_charges:
                 charge_ids.extend(ids)
                 line_ids.extend([lines[position].id] * len(ids))
-        if charge_ids:
-            self.env.cr.execute(
-                SQL(
-                    """
-                    UPDATE billing_charge c
-                       SET state = 'invoiced', invoice_line_id = v.line_id,
-                           write_uid = %(uid)s, write_date = NOW() AT TIME ZONE 'UTC'
-                      FROM unnest(%(charges)s::int4[], %(lines)s::int4[])
-                           AS v(charge_id, line_id)
-                     WHERE c.id = v.charge_id AND c.state = 'pending'
-                    """,
-                    uid=self.env.uid,
-                    charges=charge_ids,
-                    lines=line_ids,
-                )
-            )
-            if self.env.cr.rowcount != len(charge_ids):
-                raise UserError(
-                    self.env._(
-                        "Usage records changed while they were being invoiced; the "
-                        "batch is retried on the next run."
-                    )
-                )
-            self.env["billing.charge"].invalidate_model(["state", "invoice_line_id"])
+        self.env["billing.charge"]._link_invoice_lines(charge_ids, line_ids)
         self.env.cr.execute(
             SQL(
                 """
@@ -555,7 +532,8 @@ class BillingRecurring(models.Model):
         """Values common to the invoices of a batch, looked up once per batch so
         that the queries of a run do not grow with its invoices: the sales journal,
         the draft name (numbers are given when invoices are posted) and, when the
-        company has no analytic distribution model, no distribution."""
+        company has no analytic distribution model, no distribution; the terms
+        and customer notes of the Billing settings."""
         Journal = self.env["account.journal"]
         journal = Journal.search(
             [*Journal._check_company_domain(self.env.company), ("type", "=", "sale")],
@@ -570,6 +548,7 @@ class BillingRecurring(models.Model):
                 )
             )
         defaults = {"move": {"journal_id": journal.id, "name": "/"}, "line": {}}
+        defaults["move"].update(self.env.company._billing_invoice_text_vals())
         Model = self.env["account.analytic.distribution.model"]
         if not Model.search_count(
             Model._check_company_domain(self.env.company), limit=1
@@ -587,42 +566,10 @@ class BillingRecurring(models.Model):
             start=fields.Date.to_string(period["start"]),
             end=fields.Date.to_string(period["end"]),
         )
-        products = self.env["product.product"].browse({g[0] for g in groups})
         allowances = {a.product_id.id: a.quantity for a in recurring.allowance_ids}
-        price_digits = self.env["decimal.precision"].precision_get("Product Price")
-        lines, line_charges = [], []
-        for product_id, price, quantity, amount, ids in groups:
-            product = products.browse(product_id)
-            label = f"{product.display_name} ({period_label})"
-            if float_round(price, price_digits) == price:
-                usage = {"quantity": quantity, "price_unit": price}
-            else:
-                # A unit price finer than prices are kept: bill the exact total.
-                usage = {
-                    "quantity": 1.0,
-                    "price_unit": currency.round(amount),
-                    "name": self.env._(
-                        "%(label)s: %(quantity)s at %(price)s",
-                        label=label,
-                        quantity=quantity,
-                        price=price,
-                    ),
-                }
-            line_charges.append((len(lines), ids))
-            lines.append({"product_id": product_id, "name": label, **usage})
-            included = min(allowances.get(product_id, 0.0), quantity)
-            if included > 0:
-                allowances[product_id] -= included
-                lines.append(
-                    {
-                        "product_id": product_id,
-                        "name": self.env._(
-                            "Included in your plan: %(label)s", label=label
-                        ),
-                        "quantity": -included,
-                        "price_unit": price,
-                    }
-                )
+        lines, line_charges = self.env["billing.charge"]._prepare_usage_line_vals(
+            groups, currency, period_label, allowances
+        )
         for fixed in recurring.line_ids:
             lines.append(
                 {

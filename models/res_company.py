@@ -1,5 +1,6 @@
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
+from odoo.tools import is_html_empty
 
 BILLING_MODES = [("prepaid", "Prepaid"), ("postpaid", "Postpaid")]
 LIABILITY_DOMAIN = [
@@ -163,6 +164,17 @@ class ResCompany(models.Model):
                 company.write(vals)
             if not company.billing_wallet_journal_id:
                 company.billing_wallet_journal_id = company._billing_create_journal()
+
+    def _billing_invoice_text_vals(self):
+        """Terms and conditions and customer notes that the Billing settings give
+        the invoices of this company, when set."""
+        self.ensure_one()
+        vals = {}
+        if not is_html_empty(self.billing_invoice_terms):
+            vals["narration"] = self.billing_invoice_terms
+        if not is_html_empty(self.billing_customer_notes):
+            vals["billing_customer_notes"] = self.billing_customer_notes
+        return vals
 
     def _billing_create_account(self, name, account_type, prefix):
         """A new account of ``account_type`` with a free code, as long as the

@@ -1,1 +1,3 @@
 from . import billing_wallet_adjust
+from . import billing_invoice_create
+from . import billing_invoice_create_service
