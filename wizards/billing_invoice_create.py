@@ -21,7 +21,6 @@ class BillingInvoiceCreate(models.TransientModel):
     currency_id = fields.Many2one(related="company_id.currency_id")
     customer_type = fields.Selection(
         selection=[("prepaid", "Prepaid"), ("postpaid", "Postpaid")],
-        string="Customer Type",
         required=True,
         default="prepaid",
     )
@@ -33,9 +32,7 @@ class BillingInvoiceCreate(models.TransientModel):
         "('parent_id', '=', False)]",
     )
     invoice_date = fields.Date(required=True, default=fields.Date.context_today)
-    due_date = fields.Date(
-        string="Due Date", required=True, default=fields.Date.context_today
-    )
+    due_date = fields.Date(required=True, default=fields.Date.context_today)
     terms = fields.Html(
         string="Terms and Conditions",
         default=lambda self: self.env.company.billing_invoice_terms,
@@ -80,7 +77,6 @@ class BillingInvoiceCreate(models.TransientModel):
     )
     payment_journal_id = fields.Many2one(
         comodel_name="account.journal",
-        string="Payment Journal",
         check_company=True,
         domain="[('type', 'in', ('bank', 'cash')), "
         "('id', '!=', company_wallet_journal_id)]",
