@@ -1,1 +1,2 @@
 from . import billing_wallet_adjust
+from . import billing_invoice_register
