@@ -14,6 +14,18 @@ registry.category("web_tour.tours").add("prepaid_postpaid_billing_profile_tour",
             run: "click",
         },
         {
+            content: "Open the Customers menu",
+            trigger:
+                '.o_menu_sections button[data-menu-xmlid="prepaid_postpaid_billing.billing_menu_customers"]',
+            run: "click",
+        },
+        {
+            content: "Open the Customers list",
+            trigger:
+                '.dropdown-item[data-menu-xmlid="prepaid_postpaid_billing.res_partner_menu_billing_customer"]',
+            run: "click",
+        },
+        {
             content: "The Customers list opens",
             trigger: ".o_breadcrumb:contains(Customers)",
         },
