@@ -522,6 +522,54 @@ class TestBillingInvoiceXlsx(BillingInvoiceXlsxCommon):
             [(block["quantity"], round(block["amount"], 6)) for block in history],
         )
 
+    def test_query_count_does_not_grow_with_invoices_or_charges(self):
+        def queries(generate):
+            self.env.flush_all()
+            self.env.invalidate_all()
+            before = self.env.cr.sql_log_count
+            generate()
+            return self.env.cr.sql_log_count - before
+
+        def posted_invoices(count, offset):
+            moves = self.env["account.move"].concat(
+                *(
+                    self._manual_invoice(
+                        self._postpaid_customer(
+                            f"Volume {offset + index}",
+                            billing_reseller_id=self.reseller.id
+                            if index % 2
+                            else False,
+                        ),
+                        [(self.consulting, 1, 10.0 + index, self.vat)],
+                    )
+                    for index in range(count)
+                )
+            )
+            moves.action_post()
+            return moves
+
+        Register = self.env["billing.invoice.register.xlsx"]
+        few, many = posted_invoices(3, 0), posted_invoices(15, 100)
+        queries(lambda: Register._generate_xlsx(few))  # warm the caches
+        small = queries(lambda: Register._generate_xlsx(few))
+        large = queries(lambda: Register._generate_xlsx(many))
+        self.assertLessEqual(large, small, f"{large} queries for 15, {small} for 3")
+
+        def usage_invoice(name, count):
+            partner = self._postpaid_customer(name)
+            self._schedule(partner=partner)
+            self._usage(partner, self.sms, "2026-10-03", count=count)
+            self._usage(partner, self.minutes, "2026-10-04", count=count)
+            self._run()
+            return self.env["account.move"].search([("partner_id", "=", partner.id)])
+
+        few, many = usage_invoice("Few Charges", 3), usage_invoice("Many Charges", 300)
+        self.assertEqual(many.billing_charge_count, 600)
+        queries(few._billing_charge_history_xlsx)  # warm the caches
+        small = queries(few._billing_charge_history_xlsx)
+        large = queries(many._billing_charge_history_xlsx)
+        self.assertLessEqual(large, small, f"{large} queries for 600, {small} for 6")
+
     def test_charge_history_download_action(self):
         invoice = self._usage_invoice()
         action = invoice.with_user(
