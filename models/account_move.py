@@ -1,7 +1,8 @@
 import logging
+import re
 from datetime import timedelta
 
-from odoo import api, fields, models
+from odoo import Command, api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.osv import expression
 from odoo.tools import SQL
@@ -97,6 +98,11 @@ class AccountMove(models.Model):
         readonly=True,
         help="Day the last payment reminder of this invoice was emailed.",
     )
+    billing_charge_count = fields.Integer(
+        string="Usage Records",
+        compute="_compute_billing_charge_count",
+        help="Usage records and charges this invoice bills.",
+    )
 
     def init(self):
         res = super().init()
@@ -168,6 +174,27 @@ class AccountMove(models.Model):
                     status = "overdue"
             move.billing_due_status = status
             move.billing_days_overdue = max(late, 0)
+
+    def _compute_billing_charge_count(self):
+        lines = self.invoice_line_ids._origin
+        counts = {}
+        if lines:
+            # sudo: what an invoice bills is part of the invoice (see
+            # _billing_charge_history); only the number of its charges is read.
+            counts = {
+                line.id: count
+                for line, count in self.env["billing.charge"]
+                .sudo()
+                ._read_group(
+                    [("invoice_line_id", "in", lines.ids)],
+                    ["invoice_line_id"],
+                    ["__count"],
+                )
+            }
+        for move in self:
+            move.billing_charge_count = sum(
+                counts.get(line_id, 0) for line_id in move.invoice_line_ids._origin.ids
+            )
 
     def _search_billing_due_status(self, operator, value):
         if operator not in ("=", "!=", "in", "not in"):
@@ -305,9 +332,78 @@ class AccountMove(models.Model):
             },
         }
 
+    def action_billing_download_register(self):
+        """Download the Excel invoice register of these invoices, or of every
+        invoice of the list's filter when the user selected all its records
+        (see ``_billing_register_selection``)."""
+        domain, scope = self._billing_register_selection()
+        register = self.env["billing.invoice.register"].create(
+            {
+                "domain": domain,
+                "scope": scope,
+                "company_ids": [Command.set(self.env.companies.ids)],
+            }
+        )
+        return register.action_download()
+
+    def action_billing_download_charge_history(self):
+        """Download the Excel charge history of this invoice."""
+        self.ensure_one()
+        self.check_access("read")
+        if not self.billing_charge_count:
+            raise UserError(
+                self.env._(
+                    "Invoice %(invoice)s bills no usage records or charges: it has "
+                    "no charge history.",
+                    invoice=self.display_name,
+                )
+            )
+        return {
+            "type": "ir.actions.act_url",
+            "url": f"/billing/charge_history/{self.id}",
+            "target": "download",
+        }
+
     # -------------------------------------------------------------------------
     # BUSINESS METHODS
     # -------------------------------------------------------------------------
+
+    def _billing_register_selection(self):
+        """The search domain of the invoices of a *Download Invoice Report* and
+        its scope (``selection`` or ``filter``).
+
+        When the user selects every record of a list's filter, the web client
+        sends the first ``web.active_ids_limit`` ids of the filter only, with
+        its domain in ``active_domain``: then the whole domain is exported.
+        Otherwise the ids are the selection, and they are exported."""
+        context = self.env.context
+        domain = context.get("active_domain")
+        if domain is not None and context.get("active_model") == self._name and self:
+            # sudo: a setting of the web client, not a secret.
+            limit = int(
+                self.env["ir.config_parameter"]
+                .sudo()
+                .get_param("web.active_ids_limit", "20000")
+            )
+            if len(self) >= limit and set(
+                self.search(domain, limit=len(self)).ids
+            ) == set(self.ids):
+                return domain, "filter"
+        if not self:
+            raise UserError(self.env._("Select the invoices of the report."))
+        self.check_access("read")
+        return [("id", "in", self.ids)], "selection"
+
+    def _billing_charge_history_xlsx(self):
+        """Content of the Excel charge history of this invoice (see
+        ``_billing_charge_history``)."""
+        self.ensure_one()
+        return self.env["billing.charge.history.xlsx"]._generate_xlsx(self)
+
+    def _billing_charge_history_filename(self):
+        self.ensure_one()
+        name = self.name if self.name and self.name != "/" else f"draft-{self.id}"
+        return "charges-{}.xlsx".format(re.sub(r"[^\w.]+", "-", name).strip("-"))
 
     def _billing_payment_url(self):
         """Full URL of this invoice's online payment page: the portal invoice with
