@@ -12,6 +12,7 @@
     "application": True,
     "installable": True,
     "depends": ["account", "account_payment", "portal", "mail", "product"],
+    "external_dependencies": {"python": ["qrcode"]},
     "data": [
         "security/billing_security.xml",
         "security/ir.model.access.csv",
@@ -22,6 +23,7 @@
         "data/ir_cron_data.xml",
         "data/mail_template_data.xml",
         "data/product_data.xml",
+        "report/report_invoice.xml",
         "wizards/billing_invoice_create_views.xml",
         "wizards/billing_wallet_adjust_views.xml",
         "views/account_move_views.xml",

@@ -1,6 +1,11 @@
+import base64
+import io
 import logging
 import re
 from datetime import timedelta
+
+import qrcode
+from qrcode.image.pil import PilImage
 
 from odoo import Command, api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
@@ -16,6 +21,11 @@ DUE_STATUSES = [
     ("due_today", "Due Today"),
     ("overdue", "Overdue"),
 ]
+# Payment QR code: medium error correction (15% of the code can be smudged), 8
+# pixels per module, the standard 4-module quiet zone.
+PAYMENT_QR_ERROR_CORRECTION = qrcode.constants.ERROR_CORRECT_M
+PAYMENT_QR_BOX_SIZE = 8
+PAYMENT_QR_BORDER = 4
 
 
 class AccountMove(models.Model):
@@ -412,6 +422,35 @@ class AccountMove(models.Model):
         return self.get_base_url() + self.get_portal_url(
             anchor="portal_pay", query_string="&payment=True"
         )
+
+    def _billing_payment_qr_url(self):
+        """The URL this invoice's payment QR code opens: its online payment page,
+        while the invoice can be paid online (a posted customer invoice with an
+        amount due, online payment enabled, no payment under way), as Odoo's
+        portal offers "Pay Now"; False otherwise."""
+        self.ensure_one()
+        if not self._has_to_be_paid():
+            return False
+        return self._billing_payment_url() or False
+
+    def _billing_payment_qr_code(self, url=None):
+        """PNG data URI of a QR code encoding ``url`` (default: this invoice's
+        payment URL, see ``_billing_payment_qr_url``); False when there is
+        nothing to encode."""
+        self.ensure_one()
+        url = url or self._billing_payment_qr_url()
+        if not url:
+            return False
+        code = qrcode.QRCode(
+            error_correction=PAYMENT_QR_ERROR_CORRECTION,
+            box_size=PAYMENT_QR_BOX_SIZE,
+            border=PAYMENT_QR_BORDER,
+        )
+        code.add_data(url)
+        code.make(fit=True)
+        stream = io.BytesIO()
+        code.make_image(image_factory=PilImage).save(stream, format="PNG")
+        return "data:image/png;base64," + base64.b64encode(stream.getvalue()).decode()
 
     def _billing_charge_history(self):
         """The usage records and charges this invoice bills, per service, oldest
