@@ -726,3 +726,23 @@ class TestBillingInvoiceXlsxDownload(BillingInvoiceXlsxCommon, HttpCase):
             self._get(f"/billing/charge_history/{manual.id}", "wallet_user")
         )
         self.assertNotFound(self._get("/billing/charge_history/999999", "wallet_user"))
+
+    def test_portal_invoice_page_links_the_charge_history(self):
+        invoice = self._usage_invoice()
+        manual = self._manual_invoice(
+            self.usage_customer, [(self.service, 1, 10.0, self.vat.browse())]
+        )
+        manual.action_post()
+        link = f'href="/billing/charge_history/{invoice.id}"'
+        page = self._get(f"/my/invoices/{invoice.id}", "xlsx_portal")
+        self.assertEqual(page.status_code, 200)
+        self.assertIn(link, page.text)
+        page = self._get(f"/my/invoices/{manual.id}", "xlsx_portal")
+        self.assertEqual(page.status_code, 200)
+        self.assertNotIn("/billing/charge_history/", page.text)
+        # Opened with its access token by someone not logged in: no link to a
+        # download that needs a login.
+        self.logout()
+        page = self.url_open(invoice._get_share_url(redirect=False))
+        self.assertEqual(page.status_code, 200)
+        self.assertNotIn(link, page.text)
