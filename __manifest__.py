@@ -22,6 +22,7 @@
         "data/ir_cron_data.xml",
         "data/mail_template_data.xml",
         "data/product_data.xml",
+        "wizards/billing_reminder_send_views.xml",
         "wizards/billing_wallet_adjust_views.xml",
         "views/account_move_views.xml",
         "views/account_payment_views.xml",

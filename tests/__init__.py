@@ -8,3 +8,4 @@ from . import test_billing_wallet_portal
 from . import test_billing_charge_ingest
 from . import test_billing_recurring
 from . import test_billing_charge_rpc
+from . import test_billing_reminder

@@ -1,1 +1,2 @@
+from . import billing_reminder_send
 from . import billing_wallet_adjust
