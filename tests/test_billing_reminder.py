@@ -7,7 +7,7 @@ from markupsafe import escape
 
 from odoo import Command
 from odoo.exceptions import AccessError, UserError
-from odoo.tests import Form, new_test_user, tagged
+from odoo.tests import Form, HttpCase, new_test_user, tagged
 from odoo.tools import format_amount, format_date, html2plaintext
 
 from .recurring_common import BillingRecurringCommon
@@ -155,8 +155,8 @@ class TestBillingReminder(BillingRecurringCommon):
         self.assertFalse(any(skipped.mapped("billing_reminder_date")))
         self.assertEqual((wizard.sent_count, wizard.result_skip_count), (2, 6))
         summary = str(wizard.result_summary)
-        self.assertIn("2 skipped, not posted", summary)
-        self.assertIn("4 skipped, paid, in payment or reversed", summary)
+        self.assertIn("Skipped, not posted: 2 (", summary)
+        self.assertIn("Skipped, paid, in payment or reversed: 4 (", summary)
         self.assertIn(partial.name, summary)
         self.assertIn(escape(paid.name), summary)
 
@@ -185,7 +185,7 @@ class TestBillingReminder(BillingRecurringCommon):
         self.assertEqual(self._mail_counts(reachable + unreachable), [1, 0])
         self.assertEqual(unreachable.billing_reminder_count, 0)
         self.assertIn(
-            f"1 skipped, no customer email: {unreachable.name}",
+            f"Skipped, no customer email: 1 ({unreachable.name}).",
             str(wizard.result_summary),
         )
 
@@ -233,8 +233,9 @@ class TestBillingReminder(BillingRecurringCommon):
         self.assertEqual((again.send_count, again.skip_count), (0, 1))
         again.action_send()
         self.assertEqual(again.sent_count, 0)
+        self.assertIn("No reminder queued.", str(again.result_summary))
         self.assertIn(
-            f"1 skipped, already reminded today: {invoice.name}",
+            f"Skipped, already reminded today: 1 ({invoice.name}).",
             str(again.result_summary),
         )
         self.assertEqual(self._mail_counts(invoice), [1])
@@ -255,6 +256,11 @@ class TestBillingReminder(BillingRecurringCommon):
         self.assertEqual(self._mail_counts(invoice), [2])
         self.assertEqual(invoice.billing_reminder_count, 2)
         self.assertEqual(invoice.billing_reminder_date, TODAY)
+        # The same run sent again (a second click, a replayed call): refused.
+        with self.assertRaisesRegex(UserError, "sent already"):
+            forced.action_send()
+        self.assertEqual(self._mail_counts(invoice), [2])
+        self.assertEqual(invoice.billing_reminder_count, 2)
 
     def test_reminded_again_the_next_day(self):
         with freeze_time(TODAY):
@@ -395,7 +401,7 @@ class TestBillingReminder(BillingRecurringCommon):
             wizard = self._send(invoice)
         self.assertEqual(wizard.sent_count, 0)
         self.assertIn(
-            "1 skipped, the invoice PDF could not be generated",
+            "Skipped, the invoice PDF could not be generated: 1 (",
             str(wizard.result_summary),
         )
         self.assertFalse(self._mails(invoice))
@@ -495,3 +501,38 @@ class TestBillingReminder(BillingRecurringCommon):
             wizard.with_user(self.accountant).action_send()
         self.assertFalse(self._mails(invoice))
         self.assertEqual(invoice.billing_reminder_count, 0)
+
+
+@tagged("post_install", "-at_install")
+class TestBillingReminderTour(HttpCase):
+    def test_billing_reminder_tour(self):
+        """An administrator selects an unpaid invoice in Manage Invoices and sends
+        its reminder from the Actions menu."""
+        customer = self.env["res.partner"].create(
+            {"name": "Tour Reminder Customer", "email": "tour.reminder@example.com"}
+        )
+        invoice = self.env["account.move"].create(
+            {
+                "move_type": "out_invoice",
+                "partner_id": customer.id,
+                "invoice_date": "2026-11-01",
+                "invoice_date_due": "2026-11-01",
+                "invoice_line_ids": [
+                    Command.create(
+                        {"name": "Service", "quantity": 1, "price_unit": 80.0}
+                    )
+                ],
+            }
+        )
+        invoice.action_post()
+        self.start_tour(
+            "/odoo/billing-invoices",
+            "prepaid_postpaid_billing_reminder_tour",
+            login="admin",
+        )
+        self.assertEqual(invoice.billing_reminder_count, 1)
+        mails = self.env["mail.mail"].search(
+            [("model", "=", "account.move"), ("res_id", "=", invoice.id)]
+        )
+        self.assertEqual(len(mails), 1)
+        self.assertEqual(mails.recipient_ids, customer)

@@ -121,6 +121,13 @@ class BillingReminderSend(models.TransientModel):
             raise AccessError(
                 self.env._("Only Billing Users can send payment reminders.")
             )
+        if self.state == "done":
+            raise UserError(
+                self.env._(
+                    "These payment reminders were sent already; open Send Payment "
+                    "Reminders again to send others."
+                )
+            )
         template = self.template_id
         if template.model != "account.move":
             raise UserError(
@@ -229,19 +236,19 @@ class BillingReminderSend(models.TransientModel):
         if sent:
             items.append(
                 self.env._(
-                    "%(count)s payment reminders queued: %(names)s.",
+                    "Reminders queued: %(count)s (%(names)s).",
                     count=len(sent),
                     names=self._names(sent),
                 )
             )
         elif sent is not None:
-            items.append(self.env._("No payment reminder queued."))
+            items.append(self.env._("No reminder queued."))
         for reason in SKIP_REASONS:
             moves = skipped.get(reason)
             if moves:
                 items.append(
                     self.env._(
-                        "%(count)s skipped, %(reason)s: %(names)s.",
+                        "Skipped, %(reason)s: %(count)s (%(names)s).",
                         count=len(moves),
                         reason=labels[reason],
                         names=self._names(moves),
