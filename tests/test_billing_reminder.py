@@ -35,34 +35,47 @@ class TestBillingReminder(BillingRecurringCommon):
     # Helpers
     # -------------------------------------------------------------------------
 
-    def _open(self, amount=100.0, partner=None, post=True, move_type="out_invoice"):
+    def _open(
+        self,
+        amount=100.0,
+        partner=None,
+        post=True,
+        move_type="out_invoice",
+        company=None,
+    ):
         """A customer invoice of ``amount`` dated and due 2026-11-01."""
-        invoice = self.env["account.move"].create(
-            {
-                "move_type": move_type,
-                "partner_id": (partner or self.postpaid).id,
-                "invoice_date": "2026-11-01",
-                "invoice_date_due": "2026-11-01",
-                "invoice_line_ids": [
-                    Command.create(
-                        {
-                            "product_id": self.plan.id,
-                            "quantity": 1,
-                            "price_unit": amount,
-                            "tax_ids": [Command.clear()],
-                        }
-                    )
-                ],
-            }
+        invoice = (
+            self.env["account.move"]
+            .with_company(company or self.company)
+            .create(
+                {
+                    "move_type": move_type,
+                    "partner_id": (partner or self.postpaid).id,
+                    "invoice_date": "2026-11-01",
+                    "invoice_date_due": "2026-11-01",
+                    "invoice_line_ids": [
+                        Command.create(
+                            {
+                                "product_id": self.plan.id,
+                                "quantity": 1,
+                                "price_unit": amount,
+                                "tax_ids": [Command.clear()],
+                            }
+                        )
+                    ],
+                }
+            )
         )
         if post:
             invoice.action_post()
         return invoice
 
-    def _wizard(self, invoices=None, user=None, **values):
+    def _wizard(self, invoices=None, user=None, companies=None, **values):
         """The wizard as opened from a list's selection of ``invoices`` (a list
         of ids may repeat some) or, without, from the menu."""
         Wizard = self.env["billing.reminder.send"].with_user(user or self.billing_user)
+        if companies:
+            Wizard = Wizard.with_context(allowed_company_ids=companies.ids)
         if invoices is not None:
             ids = invoices if isinstance(invoices, list) else invoices.ids
             Wizard = Wizard.with_context(active_model="account.move", active_ids=ids)
@@ -209,6 +222,18 @@ class TestBillingReminder(BillingRecurringCommon):
         self.assertFalse(self._mails(draft + paid + unreachable))
         self.assertEqual(wizard.sent_count, 3)
         self.assertIn("no customer email", str(wizard.result_summary))
+
+    @freeze_time(TODAY)
+    def test_menu_takes_the_open_invoices_of_the_allowed_companies_only(self):
+        other_company = self.setup_other_company()["company"]
+        self.billing_user.company_ids |= other_company
+        here = self._open()
+        there = self._open(company=other_company)
+        self._send(companies=self.company)
+        self.assertEqual(self._mail_counts(here + there), [1, 0])
+        wizard = self._send(companies=self.company + other_company)
+        self.assertEqual(wizard.sent_count, 1)
+        self.assertEqual(self._mail_counts(here + there), [1, 1])
 
     # -------------------------------------------------------------------------
     # Once per run, once a day

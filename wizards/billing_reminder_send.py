@@ -303,8 +303,8 @@ class BillingReminderSend(models.TransientModel):
         if not moves:
             return moves
         Move = self.env["account.move"]
-        tracked = ["billing_reminder_count", "billing_reminder_date"]
-        Move.flush_model(tracked)
+        counters = ["billing_reminder_count", "billing_reminder_date"]
+        Move.flush_model(counters)
         today = fields.Date.context_today(self)
         not_today = (
             SQL("TRUE")
@@ -332,7 +332,7 @@ class BillingReminderSend(models.TransientModel):
                 not_today=not_today,
             )
         )
-        Move.invalidate_model([*tracked, "write_uid", "write_date"])
+        Move.invalidate_model([*counters, "write_uid", "write_date"])
         claimed = {row[0] for row in rows}
         return moves.filtered(lambda move: move.id in claimed)
 
