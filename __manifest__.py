@@ -25,6 +25,7 @@
         "data/product_data.xml",
         "report/report_invoice.xml",
         "wizards/billing_invoice_create_views.xml",
+        "wizards/billing_reminder_send_views.xml",
         "wizards/billing_wallet_adjust_views.xml",
         "views/account_move_views.xml",
         "views/account_payment_views.xml",
