@@ -7,7 +7,7 @@ from markupsafe import escape
 
 from odoo import Command
 from odoo.exceptions import AccessError, UserError
-from odoo.tests import Form, HttpCase, new_test_user, tagged
+from odoo.tests import Form, new_test_user, tagged
 from odoo.tools import format_amount, format_date, html2plaintext
 
 from .recurring_common import BillingRecurringCommon
@@ -526,38 +526,3 @@ class TestBillingReminder(BillingRecurringCommon):
             wizard.with_user(self.accountant).action_send()
         self.assertFalse(self._mails(invoice))
         self.assertEqual(invoice.billing_reminder_count, 0)
-
-
-@tagged("post_install", "-at_install")
-class TestBillingReminderTour(HttpCase):
-    def test_billing_reminder_tour(self):
-        """An administrator selects an unpaid invoice in Manage Invoices and sends
-        its reminder from the Actions menu."""
-        customer = self.env["res.partner"].create(
-            {"name": "Tour Reminder Customer", "email": "tour.reminder@example.com"}
-        )
-        invoice = self.env["account.move"].create(
-            {
-                "move_type": "out_invoice",
-                "partner_id": customer.id,
-                "invoice_date": "2026-11-01",
-                "invoice_date_due": "2026-11-01",
-                "invoice_line_ids": [
-                    Command.create(
-                        {"name": "Service", "quantity": 1, "price_unit": 80.0}
-                    )
-                ],
-            }
-        )
-        invoice.action_post()
-        self.start_tour(
-            "/odoo/billing-invoices",
-            "prepaid_postpaid_billing_reminder_tour",
-            login="admin",
-        )
-        self.assertEqual(invoice.billing_reminder_count, 1)
-        mails = self.env["mail.mail"].search(
-            [("model", "=", "account.move"), ("res_id", "=", invoice.id)]
-        )
-        self.assertEqual(len(mails), 1)
-        self.assertEqual(mails.recipient_ids, customer)

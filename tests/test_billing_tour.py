@@ -53,10 +53,29 @@ class TestBillingInvoiceTour(HttpCase):
             ]
         )
         assert not result["rejected"], result["rejected"]
+        cls.reminded_customer = cls.env["res.partner"].create(
+            {"name": "Tour Reminder Customer", "email": "tour.reminder@example.com"}
+        )
+        cls.overdue = cls.env["account.move"].create(
+            {
+                "move_type": "out_invoice",
+                "partner_id": cls.reminded_customer.id,
+                "invoice_date": "2026-11-01",
+                "invoice_date_due": "2026-11-01",
+                "invoice_line_ids": [
+                    Command.create(
+                        {"name": "Service", "quantity": 1, "price_unit": 80.0}
+                    )
+                ],
+            }
+        )
+        cls.overdue.action_post()
 
-    def test_create_and_claim_postpaid_invoice(self):
+    def test_create_and_claim_then_remind(self):
         """An administrator creates a postpaid invoice from October's usage with
-        Create & Claim, then finds it paid in Manage Invoices."""
+        Create & Claim, finds it paid in Manage Invoices, then selects it with an
+        overdue invoice and sends payment reminders from the Actions menu: only
+        the overdue invoice is reminded."""
         self.start_tour("/odoo", "prepaid_postpaid_billing_invoice_tour", login="admin")
         invoice = self.env["account.move"].search(
             [("partner_id", "=", self.customer.id), ("move_type", "=", "out_invoice")]
@@ -71,3 +90,13 @@ class TestBillingInvoiceTour(HttpCase):
         )
         self.assertEqual(set(charges.mapped("state")), {"invoiced"})
         self.assertEqual(charges.invoice_line_id.move_id, invoice)
+        self.assertFalse(invoice.billing_reminder_count, "paid: not reminded")
+        self.assertEqual(self.overdue.billing_reminder_count, 1)
+        mails = self.env["mail.mail"].search(
+            [
+                ("model", "=", "account.move"),
+                ("res_id", "in", (invoice | self.overdue).ids),
+            ]
+        )
+        self.assertEqual(mails.res_id, self.overdue.id)
+        self.assertEqual(mails.recipient_ids, self.reminded_customer)
