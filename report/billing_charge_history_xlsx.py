@@ -210,17 +210,6 @@ class BillingChargeHistoryXlsx(models.AbstractModel):
             )
         sheet.write_string(2, 0, period, formats["text"])
 
-    def _write_header(self, sheet, formats, columns):
-        for col, column in enumerate(columns):
-            number = column["type"] in ("money", "quantity")
-            sheet.write_string(
-                self._header_row,
-                col,
-                column["label"],
-                formats["header_number" if number else "header"],
-            )
-            sheet.set_column(col, col, column["width"])
-
     def _write_charge(self, sheet, formats, columns, row, charge, money):
         for col, column in enumerate(columns):
             value = charge[column["key"]]

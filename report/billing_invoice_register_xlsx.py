@@ -179,17 +179,6 @@ class BillingInvoiceRegisterXlsx(models.AbstractModel):
             )
         sheet.write_string(1, 0, exported, formats["subtitle"])
 
-    def _write_header(self, sheet, formats, columns):
-        for col, column in enumerate(columns):
-            number = column["type"] in ("money", "integer")
-            sheet.write_string(
-                self._header_row,
-                col,
-                column["label"],
-                formats["header_number" if number else "header"],
-            )
-            sheet.set_column(col, col, column["width"])
-
     def _write_invoice(self, workbook, sheet, formats, columns, row, invoice, labels):
         """Write ``invoice``'s row; returns its values by column key."""
         values = self._get_row_values(invoice, labels)

@@ -14,6 +14,7 @@ class BillingXlsxReport(models.AbstractModel):
 
     _name = "billing.xlsx.report"
     _description = "Billing Excel Report"
+    _header_row = 0
 
     # -------------------------------------------------------------------------
     # BUSINESS METHODS
@@ -53,6 +54,19 @@ class BillingXlsxReport(models.AbstractModel):
             "datetime": workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"}),
             "money": {},
         }
+
+    def _write_header(self, sheet, formats, columns):
+        """The header row (``_header_row``) of ``columns``, dicts with their
+        ``label``, ``type`` and ``width``; numbers are aligned right."""
+        for col, column in enumerate(columns):
+            number = column["type"] in ("money", "quantity", "integer")
+            sheet.write_string(
+                self._header_row,
+                col,
+                column["label"],
+                formats["header_number" if number else "header"],
+            )
+            sheet.set_column(col, col, column["width"])
 
     @api.model
     def _currency_num_format(self, currency, digits=None, max_digits=None):

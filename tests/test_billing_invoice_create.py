@@ -271,6 +271,26 @@ class TestBillingInvoiceCreate(BillingRecurringCommon):
         with self.assertRaisesRegex(UserError, "No usage record is listed"):
             wizard.action_claim()
 
+    def test_postpaid_listed_records_must_be_the_periods(self):
+        """Over RPC the listed records can be written at will: only the pending
+        records of the customer and period are invoiced."""
+        self._october_usage()
+        other = self.env["billing.charge"].search(
+            [("partner_id.name", "=", "Postpaid Two")]
+        )
+        september = self.env["billing.charge"].search(
+            [("partner_id", "=", self.postpaid.id), ("date", "<", "2026-10-01")]
+        )
+        moves_before = self.env["account.move"].search_count([])
+        for foreign in (other, september):
+            wizard = self._postpaid_wizard()
+            wizard.action_fetch_charges()
+            wizard.charge_ids = [Command.link(foreign.id)]
+            with self.assertRaisesRegex(UserError, "fetch the records again"):
+                wizard.action_create_invoice()
+        self.assertEqual(self.env["account.move"].search_count([]), moves_before)
+        self.assertEqual(set((other | september).mapped("state")), {"pending"})
+
     def test_postpaid_charges_invoiced_meanwhile_write_nothing(self):
         self._october_usage()
         first = self._postpaid_wizard()
@@ -279,7 +299,7 @@ class TestBillingInvoiceCreate(BillingRecurringCommon):
         second.action_fetch_charges()
         self._invoice_of(first.action_create_invoice())
         moves_before = self.env["account.move"].search_count([])
-        with self.assertRaisesRegex(UserError, "Usage records changed"):
+        with self.assertRaisesRegex(UserError, "fetch the records again"):
             second.action_create_invoice()
         self.assertEqual(self.env["account.move"].search_count([]), moves_before)
 

@@ -286,6 +286,20 @@ class BillingInvoiceCreate(models.TransientModel):
                         end=fields.Date.to_string(self.date_to),
                     )
                 )
+            listed = self.env["billing.charge"].search_count(
+                [("id", "in", self.charge_ids.ids), *self._charges_domain()]
+            )
+            if listed != len(self.charge_ids):
+                raise UserError(
+                    self.env._(
+                        "Usage Records listed for %(partner)s are not all its "
+                        "pending records from %(start)s to %(end)s any more: fetch "
+                        "the records again.",
+                        partner=partner.display_name,
+                        start=fields.Date.to_string(self.date_from),
+                        end=fields.Date.to_string(self.date_to),
+                    )
+                )
 
     def _check_postpaid_period(self):
         if not self.partner_id:
@@ -445,9 +459,10 @@ class BillingInvoiceCreate(models.TransientModel):
     def _create_invoice(self):
         """Create and post the invoice, linking the listed usage records to its
         lines; nothing is written when one of them was invoiced meanwhile."""
-        self._check_invoice_data()
-        if self.customer_type == "postpaid":
-            # Hold the listed records against a recurring run billing them now.
+        self._check_billing_user()
+        if self.customer_type == "postpaid" and self.charge_ids:
+            # Hold the listed records against a recurring run billing them now,
+            # before checking they are still pending.
             self.env["billing.charge"].flush_model()
             self.env.cr.execute(
                 SQL(
@@ -456,6 +471,7 @@ class BillingInvoiceCreate(models.TransientModel):
                     self.charge_ids.ids,
                 )
             )
+        self._check_invoice_data()
         vals, line_charges = self._prepare_invoice_vals()
         invoice = (
             self.env["account.move"]
