@@ -68,7 +68,7 @@ class BillingInvoiceCreate(models.TransientModel):
         string="Per Service",
         readonly=True,
     )
-    fetched = fields.Boolean(readonly=True)
+    fetched = fields.Boolean(compute="_compute_charge_totals")
     # Create & Claim: the payment already received.
     amount_total = fields.Monetary(
         string="Invoice Total",
@@ -97,6 +97,7 @@ class BillingInvoiceCreate(models.TransientModel):
     @api.depends("charge_ids")
     def _compute_charge_totals(self):
         for wizard in self:
+            wizard.fetched = bool(wizard.charge_ids)
             wizard.charge_count = len(wizard.charge_ids)
             wizard.charge_amount = wizard.currency_id.round(
                 sum(wizard.charge_ids.mapped("amount"))
@@ -188,7 +189,6 @@ class BillingInvoiceCreate(models.TransientModel):
             {
                 "charge_ids": [fields.Command.set(charges.ids)],
                 "service_ids": [fields.Command.clear(), *services],
-                "fetched": True,
             }
         )
         return self._reopen()
@@ -323,7 +323,9 @@ class BillingInvoiceCreate(models.TransientModel):
             )
 
     def _check_payment_data(self):
-        self._check_invoice_data()
+        """Raise a UserError naming the first payment field that keeps the
+        payment received from being registered; the invoice's own fields are
+        checked when it is created."""
         partner = self.partner_id.display_name
         if not self.payment_journal_id:
             raise UserError(
@@ -370,7 +372,6 @@ class BillingInvoiceCreate(models.TransientModel):
     def _reset_charges(self):
         self.charge_ids = [fields.Command.clear()]
         self.service_ids = [fields.Command.clear()]
-        self.fetched = False
 
     def _recharge_product(self):
         return self.env.ref(
