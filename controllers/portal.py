@@ -5,6 +5,8 @@ from odoo.http import request
 from odoo.addons.portal.controllers.portal import CustomerPortal
 
 MAX_PACKAGES_PER_ORDER = 100
+# Decimals of wallet amounts finer than a cent on the portal.
+PORTAL_DIGITS = 4
 
 
 class BillingPortal(CustomerPortal):
@@ -49,6 +51,13 @@ class BillingPortal(CustomerPortal):
             )
         )
 
+    def _billing_format_amount(self, amount):
+        """A wallet amount as the portal shows it: with the currency's decimals,
+        or 4 where the exact amount has more (usage at fractions of a cent)."""
+        return request.env["billing.wallet"]._format_amount_exact(
+            amount, request.env.company.currency_id, finer_digits=PORTAL_DIGITS
+        )
+
     # -------------------------------------------------------------------------
     # Routes
     # -------------------------------------------------------------------------
@@ -64,6 +73,7 @@ class BillingPortal(CustomerPortal):
                 "wallet": wallet,
                 "balance": wallet.balance,
                 "currency": request.env.company.currency_id,
+                "billing_format_amount": self._billing_format_amount,
                 "wallet_moves": wallet.move_ids[:100],
                 "packages": self._billing_wallet_packages(),
                 "error": error,

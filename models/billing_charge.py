@@ -17,6 +17,15 @@ INGEST_REQUIRED = ("partner_id", "product_id", "date", "quantity", "external_ref
 INGEST_FIELDS = (*INGEST_REQUIRED, "price_unit", "name")
 INGEST_FIELDS_SET = frozenset(INGEST_FIELDS)
 USAGE_DIGITS = 6
+MICRO = 10**USAGE_DIGITS
+# Prepaid records accepted by one ingest call from which their consumption is
+# booked right after the call, instead of at the next scheduled posting.
+CONSUMPTION_POSTING_BATCH = 1000
+
+
+def _micro(amount):
+    """``amount`` in millionths, as an integer: exact sums of usage amounts."""
+    return round(amount * MICRO)
 
 
 class BillingCharge(models.Model):
@@ -199,8 +208,9 @@ class BillingCharge(models.Model):
         :return: ``{"created": int, "duplicates": int, "rejected": [{"external_ref":
             ..., "reason": ...}]}``. A record whose reference is already stored is
             a duplicate and is not stored again. Charges of prepaid customers are
-            paid from their wallet at once; one the balance cannot cover is
-            rejected.
+            paid from their wallet at once, exactly to the usage precision; one
+            the exact balance cannot cover is rejected. Their consumption is
+            booked later, in aggregates (``billing.wallet._post_consumption``).
         """
         if not self.env.user.has_group("prepaid_postpaid_billing.group_billing_user"):
             raise AccessError(
@@ -213,7 +223,8 @@ class BillingCharge(models.Model):
         self._ingest_price(valid)
         prepaid = [vals for vals in valid if vals["_prepaid"]]
         postpaid = [vals for vals in valid if not vals["_prepaid"]]
-        created, duplicates = self._ingest_insert(postpaid)
+        created = len(self._ingest_insert(postpaid))
+        duplicates = len(postpaid) - created
         if prepaid:
             prepaid_created, prepaid_duplicates = self._ingest_prepaid(
                 prepaid, rejected
@@ -397,14 +408,14 @@ class BillingCharge(models.Model):
                 vals["quantity"] * vals["price_unit"], USAGE_DIGITS
             )
 
-    def _ingest_insert(self, vals_list, state="pending", wallet_moves=None):
-        """Insert charges with one statement; a reference already stored is skipped.
-        Returns (created, duplicates) and, with ``wallet_moves`` ({partner_id:
-        wallet move id}), links the created charges to them."""
+    def _ingest_insert(self, vals_list, state="pending"):
+        """Insert charges with one statement, in the order of their references (so
+        that concurrent batches sharing references cannot deadlock); a reference
+        already stored is skipped. Returns {external_ref: charge id} of the
+        charges created."""
         if not vals_list:
-            return 0, 0
+            return {}
         company = self.env.company
-        wallet_moves = wallet_moves or {}
         columns = {
             "partner_id": "int4",
             "product_id": "int4",
@@ -414,35 +425,30 @@ class BillingCharge(models.Model):
             "amount": "numeric",
             "name": "varchar",
             "external_ref": "varchar",
-            "wallet_move_id": "int4",
         }
         arrays = {column: [] for column in columns}
-        for vals in vals_list:
+        for vals in sorted(vals_list, key=lambda vals: vals["external_ref"]):
             for column in columns:
-                if column == "wallet_move_id":
-                    arrays[column].append(wallet_moves.get(vals["partner_id"]))
-                else:
-                    arrays[column].append(vals[column])
+                arrays[column].append(vals[column])
         self.env.cr.execute(
             SQL(
                 """
                 INSERT INTO billing_charge
                     (partner_id, product_id, date, quantity, price_unit, amount, name,
-                     external_ref, wallet_move_id, company_id, state,
+                     external_ref, company_id, state,
                      create_uid, write_uid, create_date, write_date)
                 SELECT partner_id, product_id, date, quantity, price_unit, amount, name,
-                       external_ref, wallet_move_id, %(company)s, %(state)s,
+                       external_ref, %(company)s, %(state)s,
                        %(uid)s, %(uid)s, NOW() AT TIME ZONE 'UTC',
                        NOW() AT TIME ZONE 'UTC'
                   FROM unnest(%(partner_id)s::int4[], %(product_id)s::int4[],
                               %(date)s::timestamp[], %(quantity)s::numeric[],
                               %(price_unit)s::numeric[], %(amount)s::numeric[],
-                              %(name)s::varchar[], %(external_ref)s::varchar[],
-                              %(wallet_move_id)s::int4[])
+                              %(name)s::varchar[], %(external_ref)s::varchar[])
                     AS t(partner_id, product_id, date, quantity, price_unit, amount,
-                         name, external_ref, wallet_move_id)
+                         name, external_ref)
                 ON CONFLICT (company_id, external_ref) DO NOTHING
-             RETURNING external_ref
+             RETURNING external_ref, id
                 """,
                 company=company.id,
                 state=state,
@@ -450,106 +456,93 @@ class BillingCharge(models.Model):
                 **arrays,
             )
         )
-        created = {row[0] for row in self.env.cr.fetchall()}
+        created = dict(self.env.cr.fetchall())
         self.env["billing.charge"].invalidate_model()
-        return len(created), len(vals_list) - len(created)
+        return created
 
     def _ingest_prepaid(self, vals_list, rejected):
-        """Pay prepaid customers' new charges from their wallets, in the order sent:
-        wallets locked in id order; a charge the balance cannot cover is rejected.
-        One wallet movement and one journal entry per customer and batch."""
+        """Store prepaid customers' new charges and pay them from their wallets at
+        once, exactly to the usage precision, in the order sent; a charge the
+        exact balance cannot cover is rejected. Per customer and call: one
+        wallet balance update and one ledger line, no journal entry (the
+        consumption posting books the usage later). Returns (created,
+        duplicates).
+
+        The charges are inserted first: a reference already stored, or being
+        stored by a concurrent call, is a duplicate and debits nothing. Then
+        the wallets are locked, in id order, and each charge is checked against
+        the exact balance; the refused ones are deleted again."""
         company = self.env.company
-        existing = set(
-            self.search(
-                [
-                    ("company_id", "=", company.id),
-                    (
-                        "external_ref",
-                        "in",
-                        [vals["external_ref"] for vals in vals_list],
-                    ),
-                ]
-            ).mapped("external_ref")
-        )
-        duplicates = 0
+        created = self._ingest_insert(vals_list, state="debited")
+        duplicates = len(vals_list) - len(created)
+        if not created:
+            return 0, duplicates
         by_partner = defaultdict(list)
         for vals in vals_list:
-            if vals["external_ref"] in existing:
-                duplicates += 1
-            else:
-                by_partner[vals["partner_id"]].append(vals)
+            charge_id = created.get(vals["external_ref"])
+            if charge_id:
+                by_partner[vals["partner_id"]].append((charge_id, vals))
         # sudo: the caller is a Billing User (checked in ingest); wallets are only
         # debited for the charges being stored, of the customers they name.
         Wallet = self.env["billing.wallet"].sudo()
-        partners = self.env["res.partner"].browse(list(by_partner))
-        wallets = Wallet._get_wallets(partners, company)
-        Wallet.browse(w.id for w in wallets.values())._lock()
-        accepted, wallet_moves = [], {}
+        wallets = Wallet._lock_usage_wallets(list(by_partner), company)
+        currency = company.currency_id
+        partners = self.env["res.partner"].browse(by_partner)
+        names = dict(zip(partners.ids, partners.mapped("display_name"), strict=True))
         batch = uuid.uuid4().hex
-        for partner in partners:
-            wallet = wallets[partner.id]
-            balance = wallet.balance
-            taken = []
-            for vals in by_partner[partner.id]:
-                amount = company.currency_id.round(vals["amount"])
-                if company.currency_id.compare_amounts(balance, amount) < 0:
+        debits, refused = [], []
+        for partner_id, charges in by_partner.items():
+            wallet_id, balance = wallets[partner_id]
+            available = _micro(balance)
+            taken, total = [], 0
+            for charge_id, vals in charges:
+                amount = _micro(vals["amount"])
+                if amount > available:
+                    refused.append(charge_id)
                     rejected.append(
                         {
                             "external_ref": vals["external_ref"],
                             "reason": self.env._(
                                 "the wallet balance of %(balance)s does not cover "
                                 "%(amount)s",
-                                balance=company.currency_id.format(balance),
-                                amount=company.currency_id.format(amount),
+                                balance=Wallet._format_amount_exact(
+                                    available / MICRO, currency
+                                ),
+                                amount=Wallet._format_amount_exact(
+                                    vals["amount"], currency
+                                ),
                             ),
                         }
                     )
                     continue
-                balance -= amount
-                vals["_debit"] = amount
-                taken.append(vals)
-            if not taken:
-                continue
-            move = self._debit_wallet(wallet, taken, f"usage:{batch}:{partner.id}")
-            wallet_moves[partner.id] = move.id
-            accepted.extend(taken)
-        created, more_duplicates = self._ingest_insert(
-            accepted, state="debited", wallet_moves=wallet_moves
-        )
-        return created, duplicates + more_duplicates
-
-    def _debit_wallet(self, wallet, vals_list, key):
-        """One wallet movement and one journal entry (wallet to the services' income
-        accounts) for prepaid usage."""
-        company = wallet.company_id
-        total = company.currency_id.round(sum(vals["_debit"] for vals in vals_list))
-        income = defaultdict(float)
-        products = self.env["product.product"].browse(
-            {vals["product_id"] for vals in vals_list}
-        )
-        accounts = {
-            product.id: product.with_company(company)._get_product_accounts()["income"]
-            for product in products
-        }
-        for vals in vals_list:
-            income[accounts[vals["product_id"]]] += vals["_debit"]
-        label = self.env._(
-            "Usage of %(partner)s", partner=wallet.partner_id.display_name
-        )
-        lines = [(account, -amount, label) for account, amount in income.items()]
-        lines.append((company.billing_wallet_account_id, total, label))
-        entry = wallet._post_entry(label, lines) if total else self.env["account.move"]
-        return wallet._apply_movements(
-            [
-                {
-                    "kind": "usage",
-                    "name": label,
-                    "amount": -total,
-                    "origin": self.env._(
-                        "%(count)s usage records", count=len(vals_list)
-                    ),
-                    "idempotency_key": key,
-                    "account_move_id": entry.id,
-                }
-            ]
-        )
+                available -= amount
+                total += amount
+                taken.append(charge_id)
+            if taken:
+                debits.append(
+                    {
+                        "wallet_id": wallet_id,
+                        "amount": total / MICRO,
+                        "charge_ids": taken,
+                        "name": self.env._(
+                            "Usage of %(partner)s", partner=names[partner_id]
+                        ),
+                        "origin": self.env._(
+                            "%(count)s usage records", count=len(taken)
+                        ),
+                        "idempotency_key": f"usage:{batch}:{partner_id}",
+                    }
+                )
+        if refused:
+            self.env.cr.execute(
+                SQL("DELETE FROM billing_charge WHERE id = ANY(%s)", refused)
+            )
+        Wallet._record_usage(debits)
+        accepted = len(created) - len(refused)
+        if accepted >= CONSUMPTION_POSTING_BATCH:
+            # A large batch: book its consumption now, in the cron's worker, not
+            # in the integration's call.
+            self.env.ref(
+                "prepaid_postpaid_billing.ir_cron_billing_post_consumption"
+            ).sudo()._trigger()
+        return accepted, duplicates

@@ -1,6 +1,13 @@
+import logging
+from collections import defaultdict
+
 from odoo import api, fields, models
 from odoo.exceptions import UserError
-from odoo.tools import SQL
+from odoo.tools import SQL, float_round, formatLang
+
+from .billing_charge import USAGE_DIGITS
+
+_logger = logging.getLogger(__name__)
 
 
 class BillingWallet(models.Model):
@@ -25,10 +32,23 @@ class BillingWallet(models.Model):
         ondelete="cascade",
     )
     currency_id = fields.Many2one(related="company_id.currency_id")
-    balance = fields.Monetary(
+    balance = fields.Float(
         readonly=True,
-        help="Credit available to the customer. Changed only with the wallet row "
-        "locked, never below zero.",
+        default=0.0,
+        digits="Billing Usage",
+        help="Credit available to the customer, exact to the usage precision "
+        "(usage is debited to the fraction of a cent). Changed only with the "
+        "wallet row locked, never below zero.",
+    )
+    unposted_consumption = fields.Float(
+        string="Consumption Not Yet Posted",
+        readonly=True,
+        default=0.0,
+        digits="Billing Usage",
+        help="Prepaid usage debited from the wallet but not yet booked: the "
+        "consumption posting books it to the income accounts, rounded to the "
+        "currency, and carries the remainder to the next posting. The customer's "
+        "balance on the wallet account equals the wallet balance plus this.",
     )
     move_ids = fields.One2many(
         comodel_name="billing.wallet.move",
@@ -97,24 +117,30 @@ class BillingWallet(models.Model):
         wallets = self.search(domain)
         missing = set(commercial.ids) - set(wallets.partner_id.ids)
         if missing and create:
-            self.env.cr.execute(
-                SQL(
-                    """
-                    INSERT INTO billing_wallet
-                        (partner_id, company_id, balance, create_uid, write_uid,
-                         create_date, write_date)
-                    SELECT partner_id, %(company)s, 0, %(uid)s, %(uid)s,
-                           NOW() AT TIME ZONE 'UTC', NOW() AT TIME ZONE 'UTC'
-                      FROM unnest(%(partners)s::int4[]) AS t(partner_id)
-                    ON CONFLICT (partner_id, company_id) DO NOTHING
-                    """,
-                    company=company.id,
-                    uid=self.env.uid,
-                    partners=sorted(missing),
-                )
-            )
+            self._create_wallets(missing, company)
             wallets = self.search(domain)
         return {wallet.partner_id.id: wallet for wallet in wallets}
+
+    @api.model
+    def _create_wallets(self, partner_ids, company):
+        """Create the missing wallets of these commercial partners in ``company``
+        with one statement, safe against a concurrent creation."""
+        self.env.cr.execute(
+            SQL(
+                """
+                INSERT INTO billing_wallet
+                    (partner_id, company_id, balance, unposted_consumption,
+                     create_uid, write_uid, create_date, write_date)
+                SELECT partner_id, %(company)s, 0, 0, %(uid)s, %(uid)s,
+                       NOW() AT TIME ZONE 'UTC', NOW() AT TIME ZONE 'UTC'
+                  FROM unnest(%(partners)s::int4[]) AS t(partner_id)
+                ON CONFLICT (partner_id, company_id) DO NOTHING
+                """,
+                company=company.id,
+                uid=self.env.uid,
+                partners=sorted(partner_ids),
+            )
+        )
 
     def _apply_movements(self, movements):
         """Add ``movements`` (``billing.wallet.move`` values, each with a signed
@@ -142,20 +168,20 @@ class BillingWallet(models.Model):
                     )
                 )
             return existing
-        currency = self.currency_id
-        amounts = [currency.round(vals["amount"]) for vals in movements]
-        delta = currency.round(sum(amounts))
+        amounts = [float_round(vals["amount"], USAGE_DIGITS) for vals in movements]
+        delta = float_round(sum(amounts), USAGE_DIGITS)
         self.env.cr.execute(
             SQL(
                 """
                 UPDATE billing_wallet
-                   SET balance = balance + %(delta)s,
+                   SET balance = ROUND(balance + %(delta)s, %(digits)s),
                        write_uid = %(uid)s,
                        write_date = NOW() AT TIME ZONE 'UTC'
                  WHERE id = %(id)s AND balance + %(delta)s >= 0
              RETURNING balance
                 """,
                 delta=delta,
+                digits=USAGE_DIGITS,
                 uid=self.env.uid,
                 id=self.id,
             )
@@ -168,8 +194,8 @@ class BillingWallet(models.Model):
                     "Wallet of %(partner)s: the balance of %(balance)s does not cover "
                     "a debit of %(amount)s.",
                     partner=self.partner_id.display_name,
-                    balance=currency.format(self.balance),
-                    amount=currency.format(-delta),
+                    balance=self._format_exact(self.balance),
+                    amount=self._format_exact(-delta),
                 )
             )
         balance_after = row[0] - delta
@@ -181,7 +207,7 @@ class BillingWallet(models.Model):
                     **vals,
                     "wallet_id": self.id,
                     "amount": amount,
-                    "balance_after": currency.round(balance_after),
+                    "balance_after": float_round(balance_after, USAGE_DIGITS),
                 }
             )
         moves = Move.create(vals_list)
@@ -191,6 +217,277 @@ class BillingWallet(models.Model):
             ["billing_topup_credited", "billing_wallet_balance"]
         )
         return moves
+
+    @api.model
+    def _lock_usage_wallets(self, partner_ids, company):
+        """The wallets of these commercial partners in ``company``, created when
+        missing and locked in id order: {partner id: (wallet id, balance)}."""
+        query = SQL(
+            """
+            SELECT id, partner_id, balance FROM billing_wallet
+             WHERE company_id = %(company)s AND partner_id = ANY(%(partners)s)
+          ORDER BY id
+               FOR UPDATE
+            """,
+            company=company.id,
+            partners=list(partner_ids),
+        )
+        self.env.cr.execute(query)
+        rows = self.env.cr.fetchall()
+        if len(rows) < len(partner_ids):
+            self._create_wallets(set(partner_ids) - {row[1] for row in rows}, company)
+            self.env.cr.execute(query)
+            rows = self.env.cr.fetchall()
+        return {
+            partner_id: (wallet_id, balance) for wallet_id, partner_id, balance in rows
+        }
+
+    @api.model
+    def _record_usage(self, debits):
+        """Debit prepaid usage from wallets locked by ``_lock_usage_wallets``, as
+        the real-time path of ingest does: per wallet one balance update, one
+        ledger line and the link of its charges to it; no journal entry (the
+        consumption posting books it later, see ``_post_consumption``).
+
+        :param list debits: dicts with ``wallet_id``, ``amount`` (positive, at
+            usage precision), ``charge_ids``, ``name``, ``origin`` and
+            ``idempotency_key``.
+        """
+        if not debits:
+            return
+        cr = self.env.cr
+        amounts = [float_round(debit["amount"], USAGE_DIGITS) for debit in debits]
+        cr.execute(
+            SQL(
+                """
+                UPDATE billing_wallet w
+                   SET balance = ROUND(w.balance - v.amount, %(digits)s),
+                       unposted_consumption =
+                           ROUND(w.unposted_consumption + v.amount, %(digits)s),
+                       write_uid = %(uid)s,
+                       write_date = NOW() AT TIME ZONE 'UTC'
+                  FROM unnest(%(ids)s::int4[], %(amounts)s::numeric[])
+                       AS v(id, amount)
+                 WHERE w.id = v.id AND w.balance - v.amount >= 0
+             RETURNING w.id, w.balance
+                """,
+                digits=USAGE_DIGITS,
+                uid=self.env.uid,
+                ids=[debit["wallet_id"] for debit in debits],
+                amounts=amounts,
+            )
+        )
+        balances = dict(cr.fetchall())
+        if len(balances) != len(debits):
+            # The callers check the balances under the lock: this is a bug, and
+            # the transaction must not go on.
+            raise UserError(
+                self.env._("A wallet balance does not cover the usage debited.")
+            )
+        charge_ids, charge_wallets = [], []
+        for debit in debits:
+            charge_ids.extend(debit["charge_ids"])
+            charge_wallets.extend([debit["wallet_id"]] * len(debit["charge_ids"]))
+        cr.execute(
+            SQL(
+                """
+                WITH moves AS (
+                    INSERT INTO billing_wallet_move
+                        (wallet_id, partner_id, company_id, date, kind, name,
+                         amount, balance_after, origin, idempotency_key, user_id,
+                         create_uid, write_uid, create_date, write_date)
+                    SELECT w.id, w.partner_id, w.company_id,
+                           NOW() AT TIME ZONE 'UTC', 'usage', v.name, -v.amount,
+                           w.balance, v.origin, v.idempotency_key, %(uid)s,
+                           %(uid)s, %(uid)s, NOW() AT TIME ZONE 'UTC',
+                           NOW() AT TIME ZONE 'UTC'
+                      FROM unnest(%(ids)s::int4[], %(amounts)s::numeric[],
+                                  %(names)s::varchar[], %(origins)s::varchar[],
+                                  %(keys)s::varchar[])
+                           AS v(id, amount, name, origin, idempotency_key)
+                      JOIN billing_wallet w ON w.id = v.id
+                 RETURNING id, wallet_id
+                )
+                UPDATE billing_charge c
+                   SET wallet_move_id = moves.id
+                  FROM unnest(%(charges)s::int4[], %(charge_wallets)s::int4[])
+                       AS l(charge_id, wallet_id)
+                  JOIN moves ON moves.wallet_id = l.wallet_id
+                 WHERE c.id = l.charge_id
+                """,
+                uid=self.env.uid,
+                ids=[debit["wallet_id"] for debit in debits],
+                amounts=amounts,
+                names=[debit["name"] for debit in debits],
+                origins=[debit["origin"] for debit in debits],
+                keys=[debit["idempotency_key"] for debit in debits],
+                charges=charge_ids,
+                charge_wallets=charge_wallets,
+            )
+        )
+        self.invalidate_model(["balance", "unposted_consumption"])
+        self.env["billing.wallet.move"].invalidate_model()
+        self.env["billing.charge"].invalidate_model(["wallet_move_id"])
+        self.env["res.partner"].invalidate_model(["billing_balance"])
+
+    def _post_consumption(self, skip_locked=False):
+        """Book the prepaid usage debited from these wallets and not yet posted:
+        one journal entry per wallet, from the wallet account to the services'
+        income accounts, of the consumption not yet posted rounded to the
+        currency; the remainder is carried to the next posting. A wallet whose
+        rounded consumption is zero waits for more. With ``skip_locked``, a
+        wallet another transaction holds is left for the next posting. Returns
+        the journal entries posted."""
+        cr = self.env.cr
+        entries = self.env["account.move"]
+        for wallet in self:
+            cr.execute(
+                SQL(
+                    "SELECT unposted_consumption FROM billing_wallet WHERE id = %s"
+                    " FOR UPDATE%s",
+                    wallet.id,
+                    SQL(" SKIP LOCKED") if skip_locked else SQL(),
+                )
+            )
+            row = cr.fetchone()
+            if row is None:
+                continue
+            cr.execute(
+                SQL(
+                    """
+                    SELECT c.product_id, SUM(c.amount), ARRAY_AGG(DISTINCT m.id)
+                      FROM billing_wallet_move m
+                      JOIN billing_charge c ON c.wallet_move_id = m.id
+                     WHERE m.wallet_id = %s AND m.kind = 'usage'
+                       AND m.account_move_id IS NULL
+                  GROUP BY c.product_id
+                    """,
+                    wallet.id,
+                )
+            )
+            groups = cr.fetchall()
+            currency = wallet.currency_id
+            booked = currency.round(row[0])
+            if not groups or currency.compare_amounts(booked, 0) <= 0:
+                continue
+            move_ids = sorted({move_id for *_rest, ids in groups for move_id in ids})
+            lines = wallet._consumption_lines(
+                {product_id: amount for product_id, amount, _ids in groups}, booked
+            )
+            label = self.env._(
+                "Usage of %(partner)s", partner=wallet.partner_id.display_name
+            )
+            entry = wallet._post_entry(
+                label,
+                [(account, -amount, label) for account, amount in lines]
+                + [(wallet.company_id.billing_wallet_account_id, booked, label)],
+            )
+            # The ledger is append-only for users; the posting only records which
+            # journal entry booked these movements.
+            cr.execute(
+                SQL(
+                    """
+                    UPDATE billing_wallet_move SET account_move_id = %(entry)s
+                     WHERE id = ANY(%(ids)s) AND account_move_id IS NULL
+                    """,
+                    entry=entry.id,
+                    ids=move_ids,
+                )
+            )
+            cr.execute(
+                SQL(
+                    """
+                    UPDATE billing_wallet
+                       SET unposted_consumption =
+                           ROUND(unposted_consumption - %(booked)s, %(digits)s)
+                     WHERE id = %(id)s
+                    """,
+                    booked=booked,
+                    digits=USAGE_DIGITS,
+                    id=wallet.id,
+                )
+            )
+            entries |= entry
+        self.invalidate_model(["unposted_consumption"])
+        self.env["billing.wallet.move"].invalidate_model(["account_move_id"])
+        return entries
+
+    def _consumption_lines(self, amounts, booked):
+        """The income lines of a consumption posting of ``booked``: ``amounts``
+        ({product id: exact amount}) summed per income account, each rounded to
+        the currency, the rounding difference (and the remainder carried from
+        earlier postings) on the largest line. Returns [(account, amount)]."""
+        self.ensure_one()
+        company = self.company_id
+        currency = self.currency_id
+        products = self.env["product.product"].with_company(company).browse(amounts)
+        exact = defaultdict(float)
+        for product in products:
+            account = product._get_product_accounts()["income"]
+            if not account:
+                raise UserError(
+                    self.env._(
+                        "Consumption of %(partner)s cannot be posted: service "
+                        "%(product)s has no income account.",
+                        partner=self.partner_id.display_name,
+                        product=product.display_name,
+                    )
+                )
+            exact[account] += amounts[product.id]
+        lines = [[account, currency.round(amount)] for account, amount in exact.items()]
+        lines.sort(key=lambda line: -abs(line[1]))
+        lines[0][1] = currency.round(lines[0][1] + booked - sum(a for _a, a in lines))
+        return [tuple(line) for line in lines if not currency.is_zero(line[1])]
+
+    def _unposted_consumption_check(self):
+        """Tell whether the books follow this wallet: its customer's balance on
+        the wallet account equals its balance plus its consumption not yet
+        posted, to the cent."""
+        self.ensure_one()
+        lines = self.env["account.move.line"].search(
+            [
+                ("account_id", "=", self.company_id.billing_wallet_account_id.id),
+                ("partner_id", "=", self.partner_id.id),
+                ("parent_state", "=", "posted"),
+                ("company_id", "=", self.company_id.id),
+            ]
+        )
+        credit = -sum(lines.mapped("balance"))
+        return not self.currency_id.compare_amounts(
+            credit, self.balance + self.unposted_consumption
+        )
+
+    def _spendable(self):
+        """What this wallet can pay in its currency: the balance rounded down to
+        the cent, so that a payment never takes more than the exact balance."""
+        self.ensure_one()
+        return float_round(
+            self.balance,
+            precision_rounding=self.currency_id.rounding,
+            rounding_method="DOWN",
+        )
+
+    def _format_exact(self, amount):
+        """``amount`` with the wallet's currency symbol (see
+        ``_format_amount_exact``)."""
+        currency = self.currency_id or self.env.company.currency_id
+        return self._format_amount_exact(amount, currency)
+
+    @api.model
+    def _format_amount_exact(self, amount, currency, finer_digits=None):
+        """``amount`` with ``currency``'s symbol and decimals or, where the exact
+        amount has more, ``finer_digits`` decimals (default: as many as it has, up
+        to the usage precision): 10 is shown 10.00, 7.495 as 7.495, or 7.4950
+        with 4 ``finer_digits``."""
+        exact = float_round(amount, USAGE_DIGITS)
+        decimals = len(f"{exact:.{USAGE_DIGITS}f}".rstrip("0").partition(".")[2])
+        digits = currency.decimal_places
+        if decimals > digits:
+            digits = finer_digits or decimals
+        number = formatLang(self.env, exact, digits=digits)
+        if currency.position == "before":
+            return f"{currency.symbol}\N{NO-BREAK SPACE}{number}"
+        return f"{number}\N{NO-BREAK SPACE}{currency.symbol}"
 
     def _post_entry(self, ref, lines, date=None):
         """Post a journal entry of the wallet journal with ``lines``: a list of
@@ -251,3 +548,54 @@ class BillingWallet(models.Model):
                 [("idempotency_key", "=", key)], limit=1
             )
         )
+
+    # -------------------------------------------------------------------------
+    # CRON METHODS
+    # -------------------------------------------------------------------------
+
+    @api.model
+    def _cron_post_consumption(self, batch_size=50):
+        """Scheduled action: book the prepaid usage not yet posted (see
+        ``_post_consumption_run``), each batch committed on its own."""
+        return self._post_consumption_run(batch_size=batch_size, auto_commit=True)
+
+    @api.model
+    def _post_consumption_run(self, batch_size=50, auto_commit=False):
+        """Book the prepaid usage not yet posted of every wallet, one journal
+        entry per wallet, in batches; the wallets a running ingest holds are
+        left for the next run. Returns how many wallets were posted."""
+        done, left = 0, []
+        while True:
+            self.env.cr.execute(
+                SQL(
+                    """
+                    SELECT DISTINCT wallet_id FROM billing_wallet_move
+                     WHERE kind = 'usage' AND account_move_id IS NULL
+                       AND wallet_id != ALL(%(left)s)
+                  ORDER BY wallet_id
+                     LIMIT %(limit)s
+                    """,
+                    left=left,
+                    limit=batch_size,
+                )
+            )
+            wallets = self.browse(row[0] for row in self.env.cr.fetchall())
+            if not wallets:
+                break
+            for wallet in wallets:
+                try:
+                    with self.env.cr.savepoint():
+                        posted = wallet._post_consumption(skip_locked=True)
+                except UserError as error:
+                    _logger.warning(
+                        "Consumption of wallet %s not posted: %s", wallet.id, error
+                    )
+                    posted = False
+                if posted:
+                    done += 1
+                else:
+                    left.append(wallet.id)  # busy, too small yet, or failing
+            self.env["ir.cron"]._notify_progress(done=done, remaining=len(left))
+            if auto_commit:
+                self.env.cr.commit()  # pylint: disable=invalid-commit  # batch boundary
+        return done

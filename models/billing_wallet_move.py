@@ -1,5 +1,6 @@
 from odoo import api, fields, models
 from odoo.exceptions import UserError
+from odoo.tools import SQL
 
 MOVE_KINDS = [
     ("topup", "Top-up"),
@@ -33,12 +34,14 @@ class BillingWalletMove(models.Model):
     date = fields.Datetime(default=fields.Datetime.now, required=True, readonly=True)
     kind = fields.Selection(selection=MOVE_KINDS, required=True, readonly=True)
     name = fields.Char(string="Description", required=True, readonly=True)
-    amount = fields.Monetary(
+    amount = fields.Float(
         required=True,
         readonly=True,
-        help="Positive for a credit, negative for a debit.",
+        digits="Billing Usage",
+        help="Positive for a credit, negative for a debit; exact to the usage "
+        "precision.",
     )
-    balance_after = fields.Monetary(readonly=True)
+    balance_after = fields.Float(readonly=True, digits="Billing Usage")
     origin = fields.Char(readonly=True, help="What caused the movement.")
     idempotency_key = fields.Char(
         required=True,
@@ -51,6 +54,8 @@ class BillingWalletMove(models.Model):
         readonly=True,
         index="btree_not_null",
         ondelete="restrict",
+        help="The journal entry that booked this movement. Usage is booked later, "
+        "in aggregates, by the consumption posting: until then it has none.",
     )
     invoice_id = fields.Many2one(
         comodel_name="account.move",
@@ -72,6 +77,18 @@ class BillingWalletMove(models.Model):
             "This wallet movement was already recorded.",
         ),
     ]
+
+    def init(self):
+        # The consumption posting selects the usage not yet booked.
+        self.env.cr.execute(
+            SQL(
+                """
+                CREATE INDEX IF NOT EXISTS billing_wallet_move_unposted_idx
+                    ON billing_wallet_move (wallet_id)
+                 WHERE kind = 'usage' AND account_move_id IS NULL
+                """
+            )
+        )
 
     # -------------------------------------------------------------------------
     # CRUD METHODS

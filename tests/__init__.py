@@ -13,3 +13,5 @@ from . import test_billing_invoice_manage
 from . import test_billing_invoice_xlsx
 from . import test_billing_invoice_report
 from . import test_billing_reminder
+from . import test_billing_wallet_exact
+from . import test_billing_wallet_refund

@@ -129,6 +129,10 @@ class TestBillingChargeIngest(BillingRecurringCommon):
         self.assertEqual(len(movement), 1)
         self.assertEqual(movement.kind, "usage")
         self.assertEqual(movement.amount, -8.0)
+        # Booked later, by the consumption posting.
+        self.assertFalse(movement.account_move_id)
+        self.assertBooksMatchWallet()
+        self._post_consumption()
         self.assertTrue(movement.account_move_id)
         self.assertBooksMatchWallet()
         # Sent again: counted as duplicates, not debited twice.

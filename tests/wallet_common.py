@@ -127,13 +127,23 @@ class BillingWalletCommon(RollbackAssertMixin, AccountTestInvoicingCommon):
         lines = self.env["account.move.line"].search(domain)
         return sum(lines.mapped("balance"))
 
+    def _post_consumption(self):
+        """Book the prepaid consumption not yet posted, as the scheduled action
+        does; returns how many wallets were posted."""
+        return self.env["billing.wallet"]._post_consumption_run()
+
     def assertBooksMatchWallet(self, partner=None):
         """Invariant 1: the customer's credit on the wallet account equals its
-        wallet balance."""
+        wallet balance plus its consumption not yet posted, to the cent."""
         partner = partner or self.customer
+        self.env.flush_all()
         credit = -self._account_balance(self.company.billing_wallet_account_id, partner)
+        wallet = self._wallet(partner)
+        wallet.invalidate_recordset()
+        expected = wallet.balance + wallet.unposted_consumption if wallet else 0.0
         self.assertEqual(
-            self.currency.compare_amounts(credit, partner.billing_balance),
+            self.currency.compare_amounts(credit, expected),
             0,
-            f"wallet account: {credit}, wallet balance: {partner.billing_balance}",
+            f"wallet account: {credit}, wallet balance {wallet.balance} + not yet "
+            f"posted {wallet.unposted_consumption}",
         )
