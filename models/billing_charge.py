@@ -3,8 +3,11 @@ import uuid
 from collections import defaultdict
 from datetime import date, datetime
 
+from psycopg2.extensions import ISOLATION_LEVEL_READ_COMMITTED
+
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
+from odoo.sql_db import Cursor
 from odoo.tools import SQL, float_round
 
 CHARGE_STATES = [
@@ -218,6 +221,32 @@ class BillingCharge(models.Model):
             )
         if not isinstance(records, list | tuple):
             records = [records]
+        return self._ingest_autonomous(records)
+
+    def _ingest_autonomous(self, records):
+        """``_ingest`` in a transaction of its own at READ COMMITTED, committed
+        before the call returns.
+
+        Prepaid usage updates one row per wallet, and an integration sends its
+        calls for one customer from several connections at once. Under Odoo's
+        REPEATABLE READ, a call that waits for another's wallet row fails with a
+        serialization error once the other commits, and Odoo retries the whole
+        call after a random pause of up to seconds. At READ COMMITTED the lock
+        wait simply reads the committed balance and goes on. The records are
+        stored exactly once all the same (a unique reference per company), and
+        a call that fails stores nothing."""
+        # Caches of this transaction hold what the other one will change.
+        self.env.flush_all()
+        with self.env.registry.cursor() as cr:
+            if isinstance(cr, Cursor):  # a connection of its own, not a test's
+                cr.connection.set_isolation_level(ISOLATION_LEVEL_READ_COMMITTED)
+            result = self.with_env(self.env(cr=cr))._ingest(records)
+        self.env.invalidate_all()
+        return result
+
+    def _ingest(self, records):
+        """Validate, price and store ``records`` (see ``ingest``) in this
+        transaction."""
         rejected = []
         valid = self._ingest_validate(records, rejected)
         self._ingest_price(valid)

@@ -45,23 +45,11 @@ class PeakMemory:
         self.peak = max(self.peak, self.process.memory_info().rss)
 
 
-def bench_wallet(env, workers=50, debit=10.0, balance=100.0):
-    """50 concurrent debits of 10 on a balance of 100, each in its own database
-    transaction and connection: exactly 10 must succeed and the balance end at 0."""
-    registry = env.registry
-    partner = env["res.partner"].create({"name": "Bench Wallet Customer"})
-    wallet = env["billing.wallet"]._get_wallet(partner, env.company)
-    wallet._apply_movements(
-        [
-            {
-                "kind": "manual",
-                "name": "Bench funding",
-                "amount": balance,
-                "idempotency_key": "bench:funding",
-            }
-        ]
-    )
-    env.cr.commit()  # the workers must see the funded wallet
+def _bench_concurrently(registry, workers, call):
+    """Run ``call(env, index)`` in ``workers`` threads at once, each in its own
+    connection and transaction, committed when it returns True (succeeded),
+    rolled back when it returns False (refused); serialization failures are
+    retried. Returns the counts and the elapsed seconds."""
     results = {"ok": 0, "refused": 0, "retries": 0, "errors": 0}
     lock = threading.Lock()
     start_barrier = threading.Barrier(workers)
@@ -72,18 +60,12 @@ def bench_wallet(env, workers=50, debit=10.0, balance=100.0):
             with registry.cursor() as cr:
                 wenv = api.Environment(cr, SUPERUSER_ID, {})
                 try:
-                    wenv["billing.wallet"].browse(wallet.id)._apply_movements(
-                        [
-                            {
-                                "kind": "usage",
-                                "name": f"Bench debit {index}",
-                                "amount": -debit,
-                                "idempotency_key": f"bench:debit:{index}",
-                            }
-                        ]
-                    )
-                    cr.commit()
-                    outcome = "ok"
+                    if call(wenv, index):
+                        cr.commit()
+                        outcome = "ok"
+                    else:
+                        cr.rollback()
+                        outcome = "refused"
                 except UserError:
                     cr.rollback()
                     outcome = "refused"
@@ -106,8 +88,10 @@ def bench_wallet(env, workers=50, debit=10.0, balance=100.0):
         thread.start()
     for thread in threads:
         thread.join()
-    elapsed = time.perf_counter() - started
-    env.invalidate_all()
+    return results, time.perf_counter() - started
+
+
+def _bench_wallet_state(registry, wallet):
     with registry.cursor() as cr:
         cr.execute("SELECT balance FROM billing_wallet WHERE id = %s", [wallet.id])
         final = cr.fetchone()[0]
@@ -117,12 +101,99 @@ def bench_wallet(env, workers=50, debit=10.0, balance=100.0):
             [wallet.id],
         )
         ledger_sum, lowest = cr.fetchone()
+    return final, ledger_sum, lowest
+
+
+def _bench_funded_wallet(env, name, balance):
+    partner = env["res.partner"].create({"name": name, "billing_mode": "prepaid"})
+    wallet = env["billing.wallet"]._get_wallet(partner, env.company)
+    wallet._apply_movements(
+        [
+            {
+                "kind": "manual",
+                "name": "Bench funding",
+                "amount": balance,
+                "idempotency_key": f"bench:funding:{partner.id}",
+            }
+        ]
+    )
+    env.cr.commit()  # the workers must see the funded wallet
+    return partner, wallet
+
+
+def bench_wallet(env, workers=50, debit=10.0, balance=100.0):
+    """50 concurrent debits of 10 on a balance of 100, each in its own database
+    transaction and connection: exactly 10 must succeed and the balance end at 0.
+    Then the same through the real-time ingest path at a price finer than a
+    cent: 50 concurrent single-record ingest calls of 0.0075 on an exact balance
+    of 0.075."""
+    registry = env.registry
+    _partner, wallet = _bench_funded_wallet(env, "Bench Wallet Customer", balance)
+
+    def debit_call(wenv, index):
+        wenv["billing.wallet"].browse(wallet.id)._apply_movements(
+            [
+                {
+                    "kind": "usage",
+                    "name": f"Bench debit {index}",
+                    "amount": -debit,
+                    "idempotency_key": f"bench:debit:{index}",
+                }
+            ]
+        )
+        return True
+
+    results, elapsed = _bench_concurrently(registry, workers, debit_call)
+    final, ledger_sum, lowest = _bench_wallet_state(registry, wallet)
     print(
         f"bench wallet: {workers} concurrent debits of {debit:.2f} on {balance:.2f}: "
         f"{results['ok']} succeeded, {results['refused']} refused, "
         f"{results['errors']} errors, {results['retries']} serialization retries; "
         f"final balance {final:.2f}, ledger sum {ledger_sum:.2f}, lowest balance "
         f"{lowest:.2f}; {elapsed:.2f} s (target: exactly 10 succeed, balance 0)"
+    )
+
+    price, exact_balance = 0.0075, 0.075
+    partner, wallet = _bench_funded_wallet(
+        env, "Bench Exact Wallet Customer", exact_balance
+    )
+    service = env["product.product"].create({"name": "Bench SMS", "type": "service"})
+    env.cr.commit()
+    admin = env.ref("base.user_admin").id
+
+    def ingest_call(wenv, index):
+        result = (
+            wenv["billing.charge"]
+            .with_user(admin)
+            .ingest(
+                [
+                    {
+                        "partner_id": partner.id,
+                        "product_id": service.id,
+                        "date": "2026-11-20 10:00:00",
+                        "quantity": 1,
+                        "price_unit": price,
+                        "external_ref": f"bench-exact-{index}",
+                    }
+                ]
+            )
+        )
+        return result["created"] == 1
+
+    results, elapsed = _bench_concurrently(registry, workers, ingest_call)
+    final, ledger_sum, lowest = _bench_wallet_state(registry, wallet)
+    with registry.cursor() as cr:
+        cr.execute(
+            "SELECT COUNT(*) FROM billing_charge WHERE partner_id = %s", [partner.id]
+        )
+        stored = cr.fetchone()[0]
+    print(
+        f"bench wallet exact: {workers} concurrent single-record ingest calls of "
+        f"{price} on {exact_balance}: {results['ok']} succeeded, "
+        f"{results['refused']} refused, {results['errors']} errors, "
+        f"{results['retries']} serialization retries; {stored} charges stored; "
+        f"final balance {final:.6f}, ledger sum {ledger_sum:.6f}, lowest balance "
+        f"{lowest:.6f}; {elapsed:.2f} s (target: exactly 10 succeed, balance 0)"
     )
 
 

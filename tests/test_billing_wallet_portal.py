@@ -112,3 +112,31 @@ class TestBillingWalletPortal(HttpCase):
         self.assertFalse(
             self.env["account.move"].search([("partner_id", "=", self.customer.id)])
         )
+
+    def test_balance_shown_with_4_decimals_where_it_has_them(self):
+        wallet = self.env["billing.wallet"]._get_wallet(self.customer, self.company)
+        wallet._apply_movements(
+            [
+                {
+                    "kind": "manual",
+                    "name": "Welcome credit",
+                    "amount": 10.0,
+                    "idempotency_key": "test:portal:credit",
+                },
+                {
+                    "kind": "usage",
+                    "name": "SMS",
+                    "amount": -0.0025,
+                    "idempotency_key": "test:portal:usage",
+                },
+            ]
+        )
+        self.authenticate("wallet_buyer", "wallet_buyer")
+        response = self.url_open("/my/wallet")
+        self.assertEqual(response.status_code, 200)
+        page = response.text
+        # The balance and the usage movement with 4 decimals, the credit with the
+        # currency's 2.
+        self.assertRegex(page, r"o_billing_wallet_balance[^>]*>\s*[^<]*9\.9975")
+        self.assertIn("-0.0025", page)
+        self.assertRegex(page, r">\s*[^<]*10\.00\s*[^<]*<")
