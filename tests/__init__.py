@@ -13,3 +13,4 @@ from . import test_billing_invoice_manage
 from . import test_billing_invoice_xlsx
 from . import test_billing_invoice_report
 from . import test_billing_reminder
+from . import test_billing_mode_change
