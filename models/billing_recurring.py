@@ -4,10 +4,11 @@ from collections import defaultdict
 from datetime import datetime, time, timedelta
 
 from dateutil.relativedelta import relativedelta
+from markupsafe import Markup
 
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
-from odoo.tools import SQL
+from odoo.tools import SQL, format_date
 
 _logger = logging.getLogger(__name__)
 
@@ -74,6 +75,16 @@ class BillingRecurring(models.Model):
         required=True,
         default="running",
         tracking=True,
+    )
+    stop_when_invoiced = fields.Boolean(
+        string="Stops Once Pending Usage Is Invoiced",
+        readonly=True,
+        copy=False,
+        tracking=True,
+        help="Set when the customer is switched to prepaid billing while some of "
+        "its usage is still pending: the recurring invoice keeps running until that "
+        "usage is invoiced, then stops itself. Switching the customer back to "
+        "postpaid clears it.",
     )
     generation_mode = fields.Selection(
         selection=[("draft", "Drafts to approve"), ("confirm", "Confirmed")],
@@ -170,14 +181,35 @@ class BillingRecurring(models.Model):
     # CONSTRAINT METHODS
     # -------------------------------------------------------------------------
 
-    @api.constrains("partner_id", "interval_number", "invoice_day")
+    @api.constrains(
+        "partner_id", "interval_number", "invoice_day", "state", "stop_when_invoiced"
+    )
     def _check_recurring(self):
         for recurring in self:
-            if recurring.partner_id.commercial_partner_id.billing_mode != "postpaid":
+            postpaid = (
+                recurring.partner_id.commercial_partner_id.billing_mode == "postpaid"
+            )
+            # A customer switched to prepaid keeps its schedule only stopped, or
+            # running until the usage pending at the switch is invoiced.
+            if (
+                not postpaid
+                and recurring.state == "running"
+                and not recurring.stop_when_invoiced
+            ):
                 raise ValidationError(
                     self.env._(
                         "Customer of recurring invoice %(name)s: %(partner)s is not "
                         "billed postpaid.",
+                        name=recurring.name,
+                        partner=recurring.partner_id.display_name,
+                    )
+                )
+            if postpaid and recurring.stop_when_invoiced:
+                raise ValidationError(
+                    self.env._(
+                        "Stops Once Pending Usage Is Invoiced of recurring invoice "
+                        "%(name)s: %(partner)s is billed postpaid, its recurring "
+                        "invoice keeps running.",
                         name=recurring.name,
                         partner=recurring.partner_id.display_name,
                     )
@@ -208,7 +240,7 @@ class BillingRecurring(models.Model):
 
     def action_stop(self):
         self._check_billing_manager()
-        self.write({"state": "stopped"})
+        self.write({"state": "stopped", "stop_when_invoiced": False})
 
     def action_view_invoices(self):
         self.ensure_one()
@@ -269,6 +301,357 @@ class BillingRecurring(models.Model):
             return invoice_date - timedelta(weeks=self.interval_number)
         months = MONTHS_PER_INTERVAL[self.interval_type] * self.interval_number
         return invoice_date - relativedelta(months=months)
+
+    # -------------------------------------------------------------------------
+    # MODE CHANGES
+    # -------------------------------------------------------------------------
+
+    @api.model
+    def _billing_action_create_for(self, partner):
+        """The form of a new recurring invoice of the customer ``partner``, billed
+        postpaid and without one in the current company, for a Billing
+        Administrator."""
+        if not self.env.user.has_group(
+            "prepaid_postpaid_billing.group_billing_manager"
+        ):
+            raise AccessError(
+                self.env._("Only Billing Administrators can create recurring invoices.")
+            )
+        partner.ensure_one()
+        customer = partner.commercial_partner_id
+        if customer.billing_mode != "postpaid":
+            raise UserError(
+                self.env._(
+                    "Create Recurring Invoice: %(partner)s is not billed postpaid.",
+                    partner=customer.display_name,
+                )
+            )
+        existing = self.search(
+            [("partner_id", "=", customer.id), ("company_id", "=", self.env.company.id)]
+        )
+        if existing:
+            raise UserError(
+                self.env._(
+                    "Create Recurring Invoice: %(partner)s already has the recurring "
+                    "invoice %(name)s in %(company)s.",
+                    partner=customer.display_name,
+                    name=existing.name,
+                    company=self.env.company.name,
+                )
+            )
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "prepaid_postpaid_billing.billing_recurring_action"
+        )
+        action.update(
+            {
+                "view_mode": "form",
+                "views": [
+                    (
+                        self.env.ref(
+                            "prepaid_postpaid_billing.billing_recurring_view_form"
+                        ).id,
+                        "form",
+                    )
+                ],
+                "target": "current",
+                "context": {
+                    "default_partner_id": customer.id,
+                    "default_company_id": self.env.company.id,
+                },
+            }
+        )
+        return action
+
+    @api.model
+    def _billing_pending_usage(self, partners):
+        """Pending usage records of ``partners`` (commercial partners), in one
+        grouped query: {(partner id, company id): count}."""
+        groups = self.env["billing.charge"]._read_group(
+            [("state", "=", "pending"), ("partner_id", "in", partners.ids)],
+            groupby=["partner_id", "company_id"],
+            aggregates=["__count"],
+        )
+        return {(partner.id, company.id): count for partner, company, count in groups}
+
+    def _billing_label(self):
+        """Name of this schedule in messages, with its company when that is not
+        the current company."""
+        self.ensure_one()
+        if self.company_id == self.env.company:
+            return self.name
+        return self.env._(
+            "%(name)s (%(company)s)", name=self.name, company=self.company_id.name
+        )
+
+    @api.model
+    def _billing_mode_change_plan(self, partner, mode):
+        """What switching the customer ``partner`` to billing ``mode`` does to its
+        schedules of the companies ``self`` reads:
+
+        - ``stop``: (prepaid) running schedules that stop at once, as no usage of
+          their customer is pending in their company;
+        - ``wait``: (prepaid) running schedules that keep running until that
+          usage is invoiced;
+        - ``resume``: (postpaid) schedules that no longer stop once it is;
+        - ``running``: (postpaid) other running schedules;
+        - ``idle``: stopped schedules;
+        - ``pending``: {company id: pending usage records};
+        - ``unscheduled``: (prepaid) {company: count} of pending usage records
+          that no running schedule invoices;
+        - ``missing``: (postpaid) whether there is no schedule in the current
+          company.
+        """
+        schedules = self.search([("partner_id", "=", partner.id)])
+        running = schedules.filtered(lambda r: r.state == "running")
+        pending = {
+            company_id: count
+            for (_partner_id, company_id), count in self._billing_pending_usage(
+                partner
+            ).items()
+        }
+        plan = {
+            "stop": self.browse(),
+            "wait": self.browse(),
+            "resume": self.browse(),
+            "running": self.browse(),
+            "idle": schedules - running,
+            "pending": pending,
+            "unscheduled": {},
+            "missing": False,
+        }
+        if mode == "prepaid":
+            plan["wait"] = running.filtered(lambda r: pending.get(r.company_id.id))
+            plan["stop"] = running - plan["wait"]
+            covered = set(plan["wait"].company_id.ids)
+            plan["unscheduled"] = {
+                self.env["res.company"].browse(company_id): count
+                for company_id, count in pending.items()
+                if company_id not in covered
+            }
+        else:
+            plan["resume"] = running.filtered("stop_when_invoiced")
+            plan["running"] = running - plan["resume"]
+            plan["missing"] = self.env.company not in schedules.company_id
+        return plan
+
+    @api.model
+    def _billing_mode_change_lines(self, partner, mode, plan):
+        """Sentences saying what switching ``partner`` to ``mode`` does, by
+        ``plan`` (see ``_billing_mode_change_plan``)."""
+        _ = self.env._
+        company = self.env.company
+        balance = company.currency_id.format(partner.billing_balance)
+        lines = []
+        if mode == "prepaid":
+            for recurring in plan["stop"]:
+                lines.append(
+                    _(
+                        "Recurring invoice %(name)s stops at once: no usage is "
+                        "pending.",
+                        name=recurring._billing_label(),
+                    )
+                )
+            for recurring in plan["wait"]:
+                lines.append(
+                    _(
+                        "Recurring invoice %(name)s keeps running until its "
+                        "%(count)s pending usage records are invoiced, from its next "
+                        "invoice date %(date)s, then stops.",
+                        name=recurring._billing_label(),
+                        count=plan["pending"][recurring.company_id.id],
+                        date=format_date(self.env, recurring.next_date),
+                    )
+                )
+            for other, count in plan["unscheduled"].items():
+                if other == company:
+                    lines.append(
+                        _(
+                            "%(count)s pending usage records stay pending: no "
+                            "recurring invoice is running to invoice them.",
+                            count=count,
+                        )
+                    )
+                else:
+                    lines.append(
+                        _(
+                            "%(count)s pending usage records of %(company)s stay "
+                            "pending: no recurring invoice is running there to "
+                            "invoice them.",
+                            count=count,
+                            company=other.name,
+                        )
+                    )
+            if not (plan["stop"] or plan["wait"] or plan["unscheduled"]):
+                lines.append(_("No recurring invoice is running."))
+            lines.append(
+                _(
+                    "New usage is paid from the wallet at once (balance "
+                    "%(balance)s); usage the balance cannot cover is refused.",
+                    balance=balance,
+                )
+            )
+            return lines
+        lines.append(
+            _(
+                "The wallet balance of %(balance)s stays usable to pay invoices "
+                "with Pay from Wallet.",
+                balance=balance,
+            )
+        )
+        if company.billing_wallet_allow_payments:
+            lines.append(
+                _(
+                    "Invoices are paid from the wallet automatically when they are "
+                    "posted, while its balance covers them."
+                )
+            )
+        for recurring in plan["resume"]:
+            lines.append(
+                _(
+                    "Recurring invoice %(name)s keeps running and no longer stops "
+                    "once its pending usage is invoiced.",
+                    name=recurring._billing_label(),
+                )
+            )
+        for recurring in plan["running"]:
+            lines.append(
+                _(
+                    "Recurring invoice %(name)s keeps running.",
+                    name=recurring._billing_label(),
+                )
+            )
+        for recurring in plan["idle"]:
+            lines.append(
+                _(
+                    "Recurring invoice %(name)s is stopped: start it to invoice the "
+                    "usage; until then, usage stays pending.",
+                    name=recurring._billing_label(),
+                )
+            )
+        if plan["missing"]:
+            lines.append(
+                _(
+                    "No recurring invoice exists yet: create one with Create "
+                    "Recurring Invoice on the Billing tab; until then, usage stays "
+                    "pending."
+                )
+            )
+        return lines
+
+    @api.model
+    def _billing_mode_label(self, mode):
+        field = self.env["res.partner"]._fields["billing_mode"]
+        return dict(field._description_selection(self.env))[mode]
+
+    @api.model
+    def _billing_mode_change_warning(self, partner, mode):
+        """The warning of the customer form when the billing mode of the saved
+        customer ``partner`` is changed to ``mode``: what saving will do."""
+        lines = self._billing_mode_change_lines(
+            partner, mode, self._billing_mode_change_plan(partner, mode)
+        )
+        return {
+            "warning": {
+                # A dialog, not a passing notification: it keeps the lines apart.
+                "type": "dialog",
+                "title": self.env._(
+                    "Switching %(partner)s to %(mode)s billing",
+                    partner=partner.display_name,
+                    mode=self._billing_mode_label(mode),
+                ),
+                "message": "\n".join(
+                    [self.env._("When you save:"), *(f"- {line}" for line in lines)]
+                ),
+            }
+        }
+
+    @api.model
+    def _billing_apply_mode_change(self, partners):
+        """Follow the billing mode just given to the customers ``partners``: to
+        prepaid, their running schedules stop at once, or once the usage pending
+        now is invoiced; to postpaid, they keep running. Say so in the chatter of
+        the customers and of their schedules. Called by ``res.partner.write``
+        once the user was checked to be allowed to change billing profiles."""
+        # sudo: the caller checked the user may change these customers' billing
+        # profile; a customer's billing mode holds in every company, so do its
+        # schedules of every company follow it.
+        Recurring = self.sudo()
+        for partner in partners:
+            mode = partner.billing_mode
+            plan = Recurring._billing_mode_change_plan(partner, mode)
+            plan["stop"].write({"state": "stopped"})
+            plan["wait"].write({"stop_when_invoiced": True})
+            plan["resume"].write({"stop_when_invoiced": False})
+            for recurring in plan["stop"]:
+                recurring.message_post(
+                    body=self.env._(
+                        "Stopped: %(partner)s is billed prepaid now and no usage is "
+                        "pending.",
+                        partner=partner.display_name,
+                    )
+                )
+            for recurring in plan["wait"]:
+                recurring.message_post(
+                    body=self.env._(
+                        "%(partner)s is billed prepaid now: this recurring invoice "
+                        "keeps running until its %(count)s pending usage records are "
+                        "invoiced, then stops.",
+                        partner=partner.display_name,
+                        count=plan["pending"][recurring.company_id.id],
+                    )
+                )
+            for recurring in plan["resume"]:
+                recurring.message_post(
+                    body=self.env._(
+                        "%(partner)s is billed postpaid again: this recurring "
+                        "invoice keeps running.",
+                        partner=partner.display_name,
+                    )
+                )
+            lines = Recurring._billing_mode_change_lines(partner, mode, plan)
+            partner.message_post(
+                body=Markup("<p>%s</p><ul>%s</ul>")
+                % (
+                    self.env._(
+                        "Switched to %(mode)s billing:",
+                        mode=self._billing_mode_label(mode),
+                    ),
+                    Markup().join(Markup("<li>%s</li>") % line for line in lines),
+                )
+            )
+
+    def _billing_stop_when_invoiced(self):
+        """Stop those of these schedules that wait for the usage pending when
+        their customer was switched to prepaid and have none left; say so in the
+        chatter of the schedule and of the customer. Returns them."""
+        waiting = self.filtered("stop_when_invoiced")
+        if not waiting:
+            return waiting
+        pending = self._billing_pending_usage(waiting.partner_id.commercial_partner_id)
+        done = waiting.filtered(
+            lambda r: (
+                not pending.get(
+                    (r.partner_id.commercial_partner_id.id, r.company_id.id)
+                )
+            )
+        )
+        done.write({"state": "stopped", "stop_when_invoiced": False})
+        for recurring in done:
+            recurring.message_post(
+                body=self.env._(
+                    "Stopped: the usage pending when %(partner)s was switched to "
+                    "prepaid billing is invoiced.",
+                    partner=recurring.partner_id.display_name,
+                )
+            )
+            recurring.partner_id.message_post(
+                body=self.env._(
+                    "Recurring invoice %(name)s stopped: the usage pending when the "
+                    "customer was switched to prepaid billing is invoiced.",
+                    name=recurring._billing_label(),
+                )
+            )
+        return done
 
     @api.model
     def _cron_billing_recurring(self, batch_size=200):
@@ -484,6 +867,7 @@ class BillingRecurring(models.Model):
         if to_confirm:
             to_confirm.action_post()
             to_confirm._billing_send_recurring_invoices()
+        stats["stopped"] += len(self._billing_stop_when_invoiced())
         stats["invoices"] += len(invoices)
         stats["charges"] += len(charge_ids)
         return stats

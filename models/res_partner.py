@@ -73,6 +73,13 @@ class ResPartner(models.Model):
         string="Reseller Customers",
         compute="_compute_billing_customer_count",
     )
+    billing_recurring_id = fields.Many2one(
+        comodel_name="billing.recurring",
+        string="Recurring Invoice",
+        compute="_compute_billing_recurring_id",
+        groups="prepaid_postpaid_billing.group_billing_user",
+        help="The customer's recurring invoice in the current company.",
+    )
 
     # -------------------------------------------------------------------------
     # COMPUTE METHODS
@@ -116,6 +123,21 @@ class ResPartner(models.Model):
         counts = {reseller.id: count for reseller, count in groups}
         for partner in self:
             partner.billing_customer_count = counts.get(partner.id, 0)
+
+    @api.depends_context("company")
+    def _compute_billing_recurring_id(self):
+        customers = self.commercial_partner_id._origin
+        schedules = self.env["billing.recurring"].search(
+            [
+                ("partner_id", "in", customers.ids),
+                ("company_id", "=", self.env.company.id),
+            ]
+        )
+        by_customer = {recurring.partner_id.id: recurring for recurring in schedules}
+        for partner in self:
+            partner.billing_recurring_id = by_customer.get(
+                partner.commercial_partner_id._origin.id, False
+            )
 
     # -------------------------------------------------------------------------
     # CONSTRAINT METHODS
@@ -200,6 +222,25 @@ class ResPartner(models.Model):
                 )
 
     # -------------------------------------------------------------------------
+    # ONCHANGE METHODS
+    # -------------------------------------------------------------------------
+
+    @api.onchange("billing_mode")
+    def _onchange_billing_mode_warning(self):
+        """Tell who switches a saved customer's billing mode what saving does."""
+        customer = self._origin
+        if (
+            not customer
+            or customer.commercial_partner_id != customer
+            or customer.billing_mode == self.billing_mode
+            or not self.billing_mode
+        ):
+            return None
+        return self.env["billing.recurring"]._billing_mode_change_warning(
+            customer, self.billing_mode
+        )
+
+    # -------------------------------------------------------------------------
     # CRUD METHODS
     # -------------------------------------------------------------------------
 
@@ -210,7 +251,19 @@ class ResPartner(models.Model):
 
     def write(self, vals):
         self._check_billing_profile_write_access(vals)
-        return super().write(vals)
+        # A signup sets the mode of the partner it just created: not a switch.
+        follow = "billing_mode" in vals and not self.env.context.get(
+            "billing_self_signup"
+        )
+        modes = {partner.id: partner.billing_mode for partner in self} if follow else {}
+        res = super().write(vals)
+        if modes:
+            switched = self.filtered(
+                lambda p: p.commercial_partner_id == p and p.billing_mode != modes[p.id]
+            )
+            if switched:
+                self.env["billing.recurring"]._billing_apply_mode_change(switched)
+        return res
 
     @api.model
     def _commercial_fields(self):
@@ -240,6 +293,12 @@ class ResPartner(models.Model):
         ]
         action["context"] = {}
         return action
+
+    def action_billing_create_recurring(self):
+        """Open a new recurring invoice of this postpaid customer in the current
+        company (Billing Administrators)."""
+        self.ensure_one()
+        return self.env["billing.recurring"]._billing_action_create_for(self)
 
     def action_billing_wallet_adjust(self):
         self.ensure_one()

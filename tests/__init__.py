@@ -15,3 +15,4 @@ from . import test_billing_invoice_report
 from . import test_billing_reminder
 from . import test_billing_wallet_exact
 from . import test_billing_wallet_refund
+from . import test_billing_mode_change
