@@ -1,6 +1,8 @@
 import logging
 from collections import defaultdict
 
+from psycopg2 import errors
+
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import SQL, float_round, formatLang
@@ -556,7 +558,7 @@ class BillingWallet(models.Model):
     @api.model
     def _cron_post_consumption(self, batch_size=50):
         """Scheduled action: book the prepaid usage not yet posted (see
-        ``_post_consumption_run``), each batch committed on its own."""
+        ``_post_consumption_run``), each wallet committed on its own."""
         return self._post_consumption_run(batch_size=batch_size, auto_commit=True)
 
     @api.model
@@ -591,11 +593,18 @@ class BillingWallet(models.Model):
                         "Consumption of wallet %s not posted: %s", wallet.id, error
                     )
                     posted = False
+                except errors.SerializationFailure:
+                    posted = False  # changed since this transaction began
                 if posted:
                     done += 1
                 else:
                     left.append(wallet.id)  # busy, too small yet, or failing
+                if auto_commit:
+                    # One wallet a transaction: its row is locked for its own
+                    # posting only, and the next one starts from a fresh
+                    # snapshot, so that real-time usage is not held up.
+                    self.env.cr.commit()  # pylint: disable=invalid-commit
             self.env["ir.cron"]._notify_progress(done=done, remaining=len(left))
             if auto_commit:
-                self.env.cr.commit()  # pylint: disable=invalid-commit  # batch boundary
+                self.env.invalidate_all()  # memory stays that of one batch
         return done
