@@ -1,18 +1,24 @@
 import base64
+import io
+import re
+from contextlib import contextmanager
 from datetime import date
 from unittest.mock import patch
 
 from freezegun import freeze_time
 from markupsafe import escape
+from reportlab.pdfgen import canvas
 
 from odoo import Command
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import Form, new_test_user, tagged
 from odoo.tools import format_amount, format_date, html2plaintext
+from odoo.tools.pdf import PdfFileReader
 
 from .recurring_common import BillingRecurringCommon
 
 TODAY = date(2026, 11, 20)
+WIZARD_LOGGER = "odoo.addons.prepaid_postpaid_billing.wizards.billing_reminder_send"
 
 
 @tagged("post_install", "-at_install")
@@ -123,6 +129,89 @@ class TestBillingReminder(BillingRecurringCommon):
     def _mail_counts(self, invoices):
         mails = self._mails(invoices)
         return [len(mails.filtered(lambda m, i=i: m.res_id == i.id)) for i in invoices]
+
+    @contextmanager
+    def _pdf_engine(self, empty_for=lambda bodies: False):
+        """Render the invoice PDFs through Odoo's wkhtmltopdf path (tests render
+        reports as HTML unless ``force_report_rendering`` is in the context)
+        with a stand-in for wkhtmltopdf: one page per document, naming its
+        record; an empty file when ``empty_for(bodies)``, as Debian's
+        wkhtmltopdf (unpatched Qt) gives for more than one document. Yields the
+        number of documents of each call."""
+        calls = []
+
+        def run_wkhtmltopdf(report, bodies, *args, **kwargs):
+            calls.append(len(bodies))
+            if empty_for(bodies):
+                return b""
+            stream = io.BytesIO()
+            pdf = canvas.Canvas(stream, pagesize=(300, 100))
+            for body in bodies:
+                record_id = re.search(r'data-oe-id="(\d+)"', body).group(1)
+                pdf.drawString(10, 50, f"account.move {record_id}")
+                pdf.showPage()
+            pdf.save()
+            return stream.getvalue()
+
+        Report = type(self.env["ir.actions.report"])
+        with (
+            patch.object(Report, "get_wkhtmltopdf_state", return_value="ok"),
+            patch.object(Report, "_run_wkhtmltopdf", run_wkhtmltopdf),
+        ):
+            yield calls
+
+    def _send_rendering_pdfs(self, invoices):
+        """Send the reminders of ``invoices``, their missing PDFs rendered as
+        PDF (see ``_pdf_engine``)."""
+        wizard = self._wizard(invoices)
+        wizard.with_context(force_report_rendering=True).action_send()
+        self.assertEqual(wizard.state, "done")
+        return wizard
+
+    def _assert_own_pdf_attached(self, invoice):
+        """The invoice's stored PDF is a real one-page PDF of this invoice, and
+        its reminder carries it."""
+        pdf = invoice.invoice_pdf_report_id
+        self.assertEqual(len(pdf), 1)
+        reader = PdfFileReader(io.BytesIO(pdf.raw))
+        self.assertEqual(reader.numPages, 1)
+        self.assertEqual(
+            reader.getPage(0).extractText().strip(), f"account.move {invoice.id}"
+        )
+        mail = self._mails(invoice)
+        self.assertEqual(len(mail), 1)
+        self.assertEqual(mail.attachment_ids, pdf)
+        self.assertIn("The invoice is attached.", str(mail.body_html))
+
+    def _assert_reminded_without_pdf(self, invoice, wizard, reason):
+        """The invoice is reminded without a PDF, with its payment link, no
+        PDF (empty or not) is stored for it, and the summary says why."""
+        mail = self._mails(invoice)
+        self.assertEqual(len(mail), 1)
+        self.assertEqual(mail.state, "outgoing")
+        self.assertFalse(mail.attachment_ids)
+        body = str(mail.body_html)
+        self.assertIn(str(escape(invoice._billing_payment_url())), body)
+        self.assertNotIn("The invoice is attached.", body)
+        self.assertIn("You can see the invoice at the same link.", body)
+        self.assertEqual(invoice.billing_reminder_count, 1)
+        self.assertFalse(invoice.invoice_pdf_report_id)
+        self.assertFalse(
+            self.env["ir.attachment"].search(
+                [
+                    ("res_model", "=", "account.move"),
+                    ("res_id", "=", invoice.id),
+                    ("res_field", "in", [False, "invoice_pdf_report_file"]),
+                ]
+            )
+        )
+        self.assertIn(
+            f"Sent without the invoice PDF, which could not be generated "
+            f"({reason}): 1 ({invoice.name}).",
+            str(wizard.result_summary),
+        )
+        # The error is in the invoice's chatter, as Send & Print leaves it.
+        self.assertIn(reason, " ".join(map(str, invoice.message_ids.mapped("body"))))
 
     # -------------------------------------------------------------------------
     # Which invoices
@@ -412,26 +501,30 @@ class TestBillingReminder(BillingRecurringCommon):
         self.assertIn("01/11/2026", bodies[francais.id])
 
     @freeze_time(TODAY)
-    def test_invoice_whose_pdf_fails_is_skipped_and_says_why(self):
+    def test_invoice_whose_pdf_fails_is_reminded_without_it_and_says_why(self):
         invoice = self._open()
+        other = self._open(partner=self.customer)
 
-        def pdf_service_down(send, invoice, invoice_data):
-            invoice_data["error"] = "The PDF service is down"
+        def pdf_service_down(send, move, invoice_data):
+            if move == invoice:
+                invoice_data["error"] = "The PDF service is down"
 
-        with patch.object(
-            type(self.env["account.move.send"]),
-            "_hook_invoice_document_before_pdf_report_render",
-            pdf_service_down,
+        with (
+            patch.object(
+                type(self.env["account.move.send"]),
+                "_hook_invoice_document_before_pdf_report_render",
+                pdf_service_down,
+            ),
+            self.assertLogs(WIZARD_LOGGER, "WARNING") as logs,
         ):
-            wizard = self._send(invoice)
-        self.assertEqual(wizard.sent_count, 0)
-        self.assertIn(
-            "Skipped, the invoice PDF could not be generated: 1 (",
-            str(wizard.result_summary),
-        )
-        self.assertFalse(self._mails(invoice))
-        self.assertEqual(invoice.billing_reminder_count, 0)
-        self.assertIn("The PDF service is down", invoice.message_ids.mapped("body")[0])
+            wizard = self._send(invoice + other)
+        self.assertEqual((wizard.sent_count, wizard.result_skip_count), (2, 0))
+        self._assert_reminded_without_pdf(invoice, wizard, "The PDF service is down")
+        self.assertIn(f"{invoice.name}: The PDF service is down", logs.output[0])
+        # The other invoice of the run keeps its PDF.
+        self.assertTrue(other.invoice_pdf_report_id)
+        self.assertEqual(self._mails(other).attachment_ids, other.invoice_pdf_report_id)
+        self.assertNotIn(other.name, logs.output[0])
 
     @freeze_time(TODAY)
     def test_queries_do_not_grow_with_the_number_of_invoices(self):
@@ -510,6 +603,87 @@ class TestBillingReminder(BillingRecurringCommon):
             wizard.action_send()
         self.assertFalse(self._mails(invoice))
         self.assertEqual(invoice.billing_reminder_count, 0)
+
+    # -------------------------------------------------------------------------
+    # The invoice PDF, whatever the PDF engine does
+    # -------------------------------------------------------------------------
+
+    @freeze_time(TODAY)
+    def test_pdfs_rendered_in_one_call_when_the_engine_can(self):
+        invoices = self._open() + self._open(partner=self.customer) + self._open()
+        with self._pdf_engine() as calls:
+            wizard = self._send_rendering_pdfs(invoices)
+        self.assertEqual(calls, [3], "one wkhtmltopdf call for the three invoices")
+        self.assertEqual(wizard.sent_count, 3)
+        for invoice in invoices:
+            self._assert_own_pdf_attached(invoice)
+        self.assertNotIn("without the invoice PDF", str(wizard.result_summary))
+
+    @freeze_time(TODAY)
+    def test_engine_failing_on_several_invoices_renders_them_one_at_a_time(self):
+        """Debian's wkhtmltopdf gives an empty file for several documents: the
+        batch fails (Odoo cannot split an empty PDF), each invoice is rendered
+        on its own and gets its own PDF and one email."""
+        invoices = self._open() + self._open(partner=self.customer) + self._open()
+        stored = self._open()
+        self._store_pdf(stored)
+        with self._pdf_engine(empty_for=lambda bodies: len(bodies) > 1) as calls:
+            wizard = self._send_rendering_pdfs(invoices + stored)
+        self.assertEqual(calls, [3, 1, 1, 1])
+        self.assertEqual(wizard.sent_count, 4)
+        self.assertEqual(self._mail_counts(invoices + stored), [1, 1, 1, 1])
+        for invoice in invoices:
+            self._assert_own_pdf_attached(invoice)
+        self.assertEqual(
+            self._mails(stored).attachment_ids, stored.invoice_pdf_report_id
+        )
+        self.assertNotIn("without the invoice PDF", str(wizard.result_summary))
+
+    @freeze_time(TODAY)
+    def test_invoice_whose_single_render_fails_too_is_reminded_without_pdf(self):
+        """An invoice the engine cannot render even on its own (an empty file)
+        is reminded without a PDF, listed in the summary with the reason; the
+        empty PDF is not stored and the invoice not marked sent."""
+        good = self._open() + self._open(partner=self.customer)
+        bad = self._open()
+
+        def empty_for(bodies):
+            return len(bodies) > 1 or f'data-oe-id="{bad.id}"' in bodies[0]
+
+        with (
+            self._pdf_engine(empty_for=empty_for) as calls,
+            self.assertLogs(WIZARD_LOGGER, "WARNING") as logs,
+        ):
+            wizard = self._send_rendering_pdfs(good + bad)
+        self.assertEqual(calls, [3, 1, 1, 1])
+        self.assertEqual((wizard.sent_count, wizard.result_skip_count), (3, 0))
+        for invoice in good:
+            self._assert_own_pdf_attached(invoice)
+        self._assert_reminded_without_pdf(
+            bad, wizard, "The PDF engine returned an empty file."
+        )
+        self.assertFalse(bad.is_move_sent)
+        self.assertEqual(len(logs.output), 1)
+        self.assertIn(bad.name, logs.output[0])
+
+    @freeze_time(TODAY)
+    def test_engine_failing_always_reminds_every_invoice_without_pdf(self):
+        invoices = self._open() + self._open(partner=self.customer)
+        with (
+            self._pdf_engine(empty_for=lambda bodies: True) as calls,
+            self.assertLogs(WIZARD_LOGGER, "WARNING"),
+        ):
+            wizard = self._send_rendering_pdfs(invoices)
+        self.assertEqual(calls, [2, 1, 1])
+        self.assertEqual(wizard.sent_count, 2)
+        self.assertEqual(self._mail_counts(invoices), [1, 1])
+        self.assertFalse(self._mails(invoices).attachment_ids)
+        self.assertFalse(invoices.invoice_pdf_report_id)
+        self.assertIn(
+            "Sent without the invoice PDF, which could not be generated (The PDF "
+            "engine returned an empty file.): 2 (",
+            str(wizard.result_summary),
+        )
 
     # -------------------------------------------------------------------------
     # Access

@@ -1,4 +1,6 @@
 import base64
+import logging
+import textwrap
 import uuid
 from collections import defaultdict
 
@@ -11,6 +13,8 @@ from odoo.tools.safe_eval import safe_eval, time
 
 from ..models.account_move import OPEN_STATES
 
+_logger = logging.getLogger(__name__)
+
 # Skipped invoices, in the order the reasons are checked.
 SKIP_REASONS = (
     "not_invoice",
@@ -19,10 +23,11 @@ SKIP_REASONS = (
     "nothing_due",
     "no_email",
     "reminded_today",
-    "no_pdf",
 )
 # Invoices named per reason in the summaries; the others are counted.
 SUMMARY_NAMES = 10
+# Characters of an invoice PDF error the summary shows; the chatter has it all.
+PDF_ERROR_WIDTH = 160
 
 
 class BillingReminderSend(models.TransientModel):
@@ -54,8 +59,8 @@ class BillingReminderSend(models.TransientModel):
         required=True,
         domain="[('model', '=', 'account.move')]",
         default=lambda self: self._default_template_id(),
-        help="The email sent for each invoice; the invoice PDF is attached and the "
-        "email is queued.",
+        help="The email sent for each invoice, with the invoice PDF attached when it "
+        "can be generated; the email is queued.",
     )
     force = fields.Boolean(
         string="Send Again Today",
@@ -140,21 +145,28 @@ class BillingReminderSend(models.TransientModel):
             )
         to_send, skipped = self._classify(self._get_candidates())
         to_send.check_access("write")
-        no_pdf = self._ensure_invoice_pdfs(to_send)
-        if no_pdf:
-            skipped["no_pdf"] |= no_pdf
-            to_send -= no_pdf
+        # An invoice whose PDF cannot be generated is reminded without it.
+        pdf_errors = self._ensure_invoice_pdfs(to_send)
         claimed = self._claim(to_send)
         # Reminded in the meantime by someone else's run: not twice.
         if to_send - claimed:
             skipped["reminded_today"] |= to_send - claimed
         self._queue_reminders(claimed, template)
+        claimed_ids = set(claimed.ids)
         self.write(
             {
                 "state": "done",
                 "sent_count": len(claimed),
                 "result_skip_count": sum(len(moves) for moves in skipped.values()),
-                "result_summary": self._summary_html(skipped, sent=claimed),
+                "result_summary": self._summary_html(
+                    skipped,
+                    sent=claimed,
+                    pdf_errors={
+                        move: error
+                        for move, error in pdf_errors.items()
+                        if move.id in claimed_ids
+                    },
+                ),
             }
         )
         return {
@@ -225,12 +237,12 @@ class BillingReminderSend(models.TransientModel):
             "nothing_due": self.env._("nothing left to pay"),
             "no_email": self.env._("no customer email"),
             "reminded_today": self.env._("already reminded today"),
-            "no_pdf": self.env._("the invoice PDF could not be generated"),
         }
 
-    def _summary_html(self, skipped, sent=None):
+    def _summary_html(self, skipped, sent=None, pdf_errors=None):
         """What was (or will be) skipped and why, naming the first invoices of
-        each reason; with ``sent``, the reminders queued first."""
+        each reason; with ``sent``, the reminders queued first, then those
+        sent without their PDF ({invoice: error} ``pdf_errors``) per reason."""
         labels = self._skip_reason_labels()
         items = []
         if sent:
@@ -243,6 +255,20 @@ class BillingReminderSend(models.TransientModel):
             )
         elif sent is not None:
             items.append(self.env._("No reminder queued."))
+        ids_by_error = defaultdict(list)
+        for move, error in (pdf_errors or {}).items():
+            ids_by_error[self._pdf_error_reason(error)].append(move.id)
+        for reason, move_ids in ids_by_error.items():
+            moves = self.env["account.move"].browse(move_ids)
+            items.append(
+                self.env._(
+                    "Sent without the invoice PDF, which could not be generated "
+                    "(%(reason)s): %(count)s (%(names)s).",
+                    reason=reason,
+                    count=len(moves),
+                    names=self._names(moves),
+                )
+            )
         for reason in SKIP_REASONS:
             moves = skipped.get(reason)
             if moves:
@@ -269,32 +295,92 @@ class BillingReminderSend(models.TransientModel):
             )
         return ", ".join(names)
 
+    def _pdf_error_reason(self, error):
+        """An error of the invoice documents' generation (a text, or Odoo's
+        dict with ``error_title`` and ``errors``) on one short line."""
+        text = self.env["account.move.send"]._format_error_text(error)
+        return textwrap.shorten(
+            str(text or ""), PDF_ERROR_WIDTH, placeholder="..."
+        ) or self.env._("unknown error")
+
     def _ensure_invoice_pdfs(self, moves):
         """Give every invoice its official PDF: the one stored when it was sent,
-        or rendered now, in batches, and stored the way Send & Print does.
-        Returns the invoices whose PDF failed; the error is in their chatter."""
-        Send = self.env["account.move.send"]
-        failed = self.env["account.move"]
+        or rendered now and stored the way Send & Print does, the missing ones
+        of a company in one call. When that call fails or leaves invoices
+        without a PDF (a wkhtmltopdf built without its patched Qt, as Debian's,
+        gives an empty file for several documents), they are rendered one
+        invoice a call. Returns {invoice: error} of the invoices left without a
+        PDF; the error is logged in their chatter."""
+        errors = {}
         missing = moves.filtered(lambda move: not move.invoice_pdf_report_id)
-        for company, company_moves in missing.grouped("company_id").items():
-            moves_data = {
-                move: Send._get_default_sending_settings(move, sending_methods=[])
-                for move in company_moves
-            }
-            Send.with_company(company)._generate_invoice_documents(moves_data)
-            errors = {
-                move: move_data
-                for move, move_data in moves_data.items()
-                if move_data.get("error")
-            }
-            if errors:
-                Send._hook_if_errors(errors, allow_raising=False)
-            failed |= company_moves.filtered(
-                lambda move, errors=errors: (
-                    move in errors or not move.invoice_pdf_report_id
+        for company_moves in missing.grouped("company_id").values():
+            company_errors, left = self._render_invoice_pdfs(company_moves)
+            if left and len(company_moves) > 1:
+                _logger.info(
+                    "Rendering %s invoice PDFs in one call left %s without a PDF "
+                    "(%s); rendering these one invoice a call.",
+                    len(company_moves),
+                    len(left),
+                    self._pdf_error_reason(next(iter(left.values()))),
                 )
+                for move in left:
+                    move_errors, move_left = self._render_invoice_pdfs(move)
+                    company_errors.update(move_errors)
+                    company_errors.update(move_left)
+            else:
+                company_errors.update(left)
+            errors.update(company_errors)
+        if errors:
+            _logger.warning(
+                "%s invoice PDFs could not be generated, their payment reminders "
+                "go without them: %s",
+                len(errors),
+                "; ".join(
+                    f"{move.display_name}: {self._pdf_error_reason(error)}"
+                    for move, error in list(errors.items())[:SUMMARY_NAMES]
+                ),
             )
-        return failed
+            self.env["account.move.send"]._hook_if_errors(
+                {move: {"error": error} for move, error in errors.items()},
+                allow_raising=False,
+            )
+        return errors
+
+    def _render_invoice_pdfs(self, moves):
+        """Render and store the PDFs of these invoices of one company in one
+        call of Send & Print's document generation, in a savepoint: a call that
+        fails, or stores an empty PDF, leaves nothing written. Returns
+        ({invoice: error} the generation reported for particular invoices, which
+        another call would repeat, {invoice: error} of the others the call left
+        without a PDF)."""
+        Send = self.env["account.move.send"].with_company(moves.company_id)
+        moves_data = {
+            move: Send._get_default_sending_settings(move, sending_methods=[])
+            for move in moves
+        }
+        try:
+            with self.env.cr.savepoint():
+                Send._generate_invoice_documents(moves_data)
+                if not all(moves.invoice_pdf_report_id.mapped("file_size")):
+                    raise UserError(
+                        self.env._("The PDF engine returned an empty file.")
+                    )
+        # Whatever the PDF engine raises: the savepoint is rolled back and the
+        # invoices are reminded without their PDF.
+        except Exception as error:  # noqa: BLE001
+            return {}, dict.fromkeys(moves, str(error) or type(error).__name__)
+        errors = {
+            move: move_data["error"]
+            for move, move_data in moves_data.items()
+            if move_data.get("error")
+        }
+        no_pdf = self.env._("No PDF was rendered.")
+        left = {
+            move: no_pdf
+            for move in moves
+            if move not in errors and not move.invoice_pdf_report_id
+        }
+        return errors, left
 
     def _claim(self, moves):
         """Count the reminder on these invoices and date it today, in one UPDATE
