@@ -221,7 +221,18 @@ class BillingCharge(models.Model):
             )
         if not isinstance(records, list | tuple):
             records = [records]
-        return self._ingest_autonomous(records)
+        if self._ingest_can_be_autonomous():
+            return self._ingest_autonomous(records)
+        return self._ingest(records)
+
+    def _ingest_can_be_autonomous(self):
+        """Whether this transaction has written nothing yet (an integration's
+        call over RPC): then the records can be stored in a transaction of their
+        own (see ``_ingest_autonomous``) without splitting any work of the
+        caller, nor waiting on rows it created and has not committed."""
+        self.env.flush_all()
+        self.env.cr.execute(SQL("SELECT txid_current_if_assigned() IS NULL"))
+        return self.env.cr.fetchone()[0]
 
     def _ingest_autonomous(self, records):
         """``_ingest`` in a transaction of its own at READ COMMITTED, committed
@@ -235,12 +246,11 @@ class BillingCharge(models.Model):
         wait simply reads the committed balance and goes on. The records are
         stored exactly once all the same (a unique reference per company), and
         a call that fails stores nothing."""
-        # Caches of this transaction hold what the other one will change.
-        self.env.flush_all()
         with self.env.registry.cursor() as cr:
             if isinstance(cr, Cursor):  # a connection of its own, not a test's
                 cr.connection.set_isolation_level(ISOLATION_LEVEL_READ_COMMITTED)
             result = self.with_env(self.env(cr=cr))._ingest(records)
+        # Caches of this transaction hold what the other one changed.
         self.env.invalidate_all()
         return result
 
