@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 CALLS = int(os.environ.get("BENCH_REALTIME_CALLS", "2000"))
 SECONDS = float(os.environ.get("BENCH_REALTIME_SECONDS", "20"))
-CLIENTS = int(os.environ.get("BENCH_REALTIME_CLIENTS", "4"))
+CLIENTS = max(1, int(os.environ.get("BENCH_REALTIME_CLIENTS", "4")))
 WARMUP = int(os.environ.get("BENCH_REALTIME_WARMUP", "5"))  # calls a client
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CALL_TIMEOUT = 120  # seconds; Odoo's retries on concurrency errors wait up to 31 s
