@@ -1,7 +1,9 @@
 """Figures of scripts/bench, run inside ``odoo-bin shell`` (which provides ``env``)
 on a throwaway database. Each figure prints one line starting with "bench "."""
 
+import json
 import os
+import secrets
 import statistics
 import threading
 import time
@@ -21,6 +23,15 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 OCA = os.environ.get("BENCH_OCA") == "1"
 REMINDERS = int(os.environ.get("BENCH_REMINDERS", "5000"))
 REMINDERS_RENDERED = int(os.environ.get("BENCH_REMINDERS_RENDERED", "100"))
+INGEST_BATCHES = int(os.environ.get("BENCH_INGEST_BATCHES", "5"))
+INGEST_CUSTOMERS = 100  # x 100 charges each: one batch of INGEST_BATCH records
+REALTIME_CALLS = int(os.environ.get("BENCH_REALTIME_CALLS", "2000"))
+REALTIME_SETUP = os.environ.get("BENCH_REALTIME_SETUP", "")
+# Usage amounts of the ingest and realtime figures: 0.05 x 1, 2 or 3, whole
+# cents, so that a wallet goes down by exactly the sum of its charges however
+# the debits are rounded.
+USAGE_PRICE = 0.05
+USAGE_MAX_AMOUNT = 0.15
 
 
 class PeakMemory:
@@ -605,6 +616,203 @@ def bench_reminders(env):
             f"PDF, rendered during the run ({batching}; without a web server "
             f"for the stylesheets): {REMINDERS_RENDERED / seconds:,.1f} invoices/s "
             f"({seconds:.1f} s)"
+        )
+
+
+def _bench_billing_user(env, login, password=None):
+    """A Billing User, as integrations send usage (a login of its own even on a
+    database kept with BENCH_KEEP=1)."""
+    login = f"{login}_{secrets.token_hex(3)}"
+    return (
+        env["res.users"]
+        .with_context(no_reset_password=True)
+        .create(
+            {
+                "name": f"Bench {login}",
+                "login": login,
+                "password": password or secrets.token_urlsafe(16),
+                "groups_id": [
+                    Command.set(
+                        [
+                            env.ref("base.group_user").id,
+                            env.ref("prepaid_postpaid_billing.group_billing_user").id,
+                        ]
+                    )
+                ],
+            }
+        )
+    )
+
+
+def _bench_fund(env, partners, amount, key):
+    """A manual wallet movement of ``amount`` on each of ``partners``' wallets."""
+    for partner in partners:
+        env["billing.wallet"]._get_wallet(partner, env.company)._apply_movements(
+            [
+                {
+                    "kind": "manual",
+                    "name": "Bench funding",
+                    "amount": amount,
+                    "idempotency_key": f"bench:{key}:{partner.id}",
+                }
+            ]
+        )
+
+
+def _bench_balance(env, partners):
+    env.invalidate_all()
+    return round(sum(partners.mapped("billing_balance")), 2)
+
+
+def _bench_charge_totals(env, partners):
+    """(number, sum of amounts) of the charges stored for ``partners``."""
+    [(count, total)] = env["billing.charge"]._read_group(
+        [("partner_id", "in", partners.ids)], [], ["__count", "amount:sum"]
+    )
+    return count, round(total or 0.0, 2)
+
+
+def bench_ingest(env):
+    """Batch ingestion through ``billing.charge.ingest`` as a Billing User, in
+    batches of 10,000 records (INGEST_CUSTOMERS customers x 100 charges) of
+    postpaid customers and of prepaid customers with funded wallets:
+    INGEST_BATCHES batches of each mode, the modes alternating; then one batch of
+    each mode sent again."""
+    modes = ("postpaid", "prepaid")
+    per_customer = INGEST_BATCH // INGEST_CUSTOMERS
+    product = env["product.product"].create(
+        {"name": "Bench Ingest SMS", "type": "service", "list_price": USAGE_PRICE}
+    )
+    customers = {
+        mode: _bench_customers(env, f"Bench Ingest {mode}", INGEST_CUSTOMERS, mode)
+        for mode in modes
+    }
+    # Enough for every batch, the warm-up and a re-sent batch were it charged.
+    funding = round(USAGE_MAX_AMOUNT * (per_customer * (INGEST_BATCHES + 1) + 1), 2)
+    _bench_fund(env, customers["prepaid"], funding, "ingest:funding")
+    user = _bench_billing_user(env, "bench_ingest")
+    env.cr.commit()
+    Charge = env(user=user.id)["billing.charge"]
+    day = datetime.combine(date.today() - timedelta(days=1), datetime.min.time())
+
+    def batch(mode, number, count=per_customer):
+        return [
+            {
+                "partner_id": partner.id,
+                "product_id": product.id,
+                "date": (day + timedelta(seconds=n)).strftime("%Y-%m-%d %H:%M:%S"),
+                "quantity": 1 + n % 3,
+                "external_ref": f"bench-ingest-{mode}-{number}-{index}-{n}",
+            }
+            for index, partner in enumerate(customers[mode])
+            for n in range(count)
+        ]
+
+    def send(records):
+        env.invalidate_all()  # each batch comes in a request of its own
+        started = time.perf_counter()
+        result = Charge.ingest(records)
+        env.cr.commit()
+        return result, time.perf_counter() - started
+
+    balance_start = _bench_balance(env, customers["prepaid"])
+    for mode in modes:  # warm-up: one record per customer, not timed
+        result, _seconds = send(batch(mode, "warmup", count=1))
+        assert result["created"] == INGEST_CUSTOMERS, result
+    rates = {mode: [] for mode in modes}
+    for number in range(INGEST_BATCHES):
+        for mode in modes if number % 2 == 0 else modes[::-1]:
+            records = batch(mode, number)
+            result, seconds = send(records)
+            assert result == {
+                "created": len(records),
+                "duplicates": 0,
+                "rejected": [],
+            }, (result["created"], result["duplicates"], result["rejected"][:3])
+            rates[mode].append(len(records) / seconds)
+    sent = INGEST_CUSTOMERS + INGEST_BATCH * INGEST_BATCHES
+    totals = {mode: _bench_charge_totals(env, customers[mode]) for mode in modes}
+    debited = round(balance_start - _bench_balance(env, customers["prepaid"]), 2)
+    assert all(totals[mode][0] == sent for mode in modes), totals
+    assert debited == totals["prepaid"][1], (debited, totals["prepaid"])
+    # Re-send the first batch of each mode: nothing is stored or debited again.
+    resent = {}
+    for mode in modes:
+        balance = _bench_balance(env, customers["prepaid"])
+        result, _seconds = send(batch(mode, 0))
+        resent[mode] = (
+            _bench_charge_totals(env, customers[mode])[0] - sent,
+            result["created"],
+            result["duplicates"],
+            round(balance - _bench_balance(env, customers["prepaid"]), 2),
+        )
+    medians = {mode: statistics.median(rates[mode]) for mode in modes}
+    for mode in modes:
+        print(
+            f"bench ingest-{mode}: {INGEST_BATCHES} batches of {INGEST_BATCH:,} "
+            f"({INGEST_CUSTOMERS} {mode} customers x {per_customer} charges) "
+            f"through billing.charge.ingest as a Billing User: "
+            f"{medians[mode]:,.0f} records/s (median of {INGEST_BATCHES}: "
+            f"{', '.join(f'{rate:,.0f}' for rate in rates[mode])}); "
+            f"{totals[mode][0]:,} charges stored"
+            + (
+                f", wallets down by {debited:,.2f} = the charges' sum "
+                f"{totals['prepaid'][1]:,.2f}"
+                if mode == "prepaid"
+                else ""
+            )
+            + " (target: >= 100,000 records/s)"
+        )
+    pairs = [
+        prepaid / postpaid
+        for postpaid, prepaid in zip(rates["postpaid"], rates["prepaid"], strict=True)
+    ]
+    ratio = medians["prepaid"] / medians["postpaid"]
+    print(
+        f"bench ingest-ratio: prepaid/postpaid {ratio:.2f} (batch by batch: "
+        f"{', '.join(f'{pair:.2f}' for pair in pairs)}) (target: >= 0.80)"
+    )
+    print(
+        "bench ingest-resend: one batch of 10,000 sent again, "
+        + "; ".join(
+            f"{mode}: {rows} rows added ({created} created, {duplicates:,} "
+            f"duplicates), wallets down by {down:.2f}"
+            for mode, (rows, created, duplicates, down) in resent.items()
+        )
+        + " (target: 0 rows added)"
+    )
+
+
+def bench_realtime_setup(env):
+    """The data of the realtime figure (scripts/bench_realtime.py talks to a real
+    server): a Billing User with a password, a prepaid customer whose wallet
+    covers every call, a postpaid customer and a service; their ids are written
+    as JSON to REALTIME_SETUP."""
+    product = env["product.product"].create(
+        {"name": "Bench Realtime SMS", "type": "service", "list_price": USAGE_PRICE}
+    )
+    prepaid = _bench_customers(env, "Bench Realtime prepaid", 1, "prepaid")
+    postpaid = _bench_customers(env, "Bench Realtime postpaid", 1, "postpaid")
+    # Every measured call of every round and the warm-up, twice over.
+    funding = round(USAGE_MAX_AMOUNT * (REALTIME_CALLS * ROUNDS + 1000) * 2, 2)
+    _bench_fund(env, prepaid, funding, "realtime:funding")
+    password = secrets.token_urlsafe(16)
+    user = _bench_billing_user(env, "bench_realtime", password)
+    env.cr.commit()
+    fd = os.open(REALTIME_SETUP, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as setup:
+        json.dump(
+            {
+                "db": env.cr.dbname,
+                "login": user.login,
+                "password": password,
+                "prepaid_id": prepaid.id,
+                "postpaid_id": postpaid.id,
+                "product_id": product.id,
+                "price_unit": USAGE_PRICE,
+                "funding": funding,
+            },
+            setup,
         )
 
 
