@@ -3,11 +3,8 @@ import uuid
 from collections import defaultdict
 from datetime import date, datetime
 
-from psycopg2.extensions import ISOLATION_LEVEL_READ_COMMITTED
-
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
-from odoo.sql_db import Cursor
 from odoo.tools import SQL, float_round
 
 CHARGE_STATES = [
@@ -221,38 +218,36 @@ class BillingCharge(models.Model):
             )
         if not isinstance(records, list | tuple):
             records = [records]
-        if self._ingest_can_be_autonomous():
-            return self._ingest_autonomous(records)
+        if self._ingest_can_read_committed():
+            return self._ingest_read_committed(records)
         return self._ingest(records)
 
-    def _ingest_can_be_autonomous(self):
-        """Whether this transaction has written nothing yet (an integration's
-        call over RPC): then the records can be stored in a transaction of their
-        own (see ``_ingest_autonomous``) without splitting any work of the
-        caller, nor waiting on rows it created and has not committed."""
+    def _ingest_can_read_committed(self):
+        """Whether this transaction has written nothing yet, as an integration's
+        call over RPC: then it can start again at READ COMMITTED (see
+        ``_ingest_read_committed``) without undoing any work of the caller."""
         self.env.flush_all()
         self.env.cr.execute(SQL("SELECT txid_current_if_assigned() IS NULL"))
         return self.env.cr.fetchone()[0]
 
-    def _ingest_autonomous(self, records):
-        """``_ingest`` in a transaction of its own at READ COMMITTED, committed
-        before the call returns.
+    def _ingest_read_committed(self, records):
+        """``_ingest`` in a new transaction at READ COMMITTED, for a caller whose
+        transaction has written nothing.
 
         Prepaid usage updates one row per wallet, and an integration sends its
         calls for one customer from several connections at once. Under Odoo's
         REPEATABLE READ, a call that waits for another's wallet row fails with a
         serialization error once the other commits, and Odoo retries the whole
         call after a random pause of up to seconds. At READ COMMITTED the lock
-        wait simply reads the committed balance and goes on. The records are
-        stored exactly once all the same (a unique reference per company), and
-        a call that fails stores nothing."""
-        with self.env.registry.cursor() as cr:
-            if isinstance(cr, Cursor):  # a connection of its own, not a test's
-                cr.connection.set_isolation_level(ISOLATION_LEVEL_READ_COMMITTED)
-            result = self.with_env(self.env(cr=cr))._ingest(records)
-        # Caches of this transaction hold what the other one changed.
-        self.env.invalidate_all()
-        return result
+        wait simply reads the committed balance and goes on; the wallet row lock
+        keeps the balance from going below zero all the same, and the unique
+        reference keeps each record stored once."""
+        if not self.env.registry.in_test_mode():  # tests share one transaction
+            # Nothing was written: ending the transaction loses nothing, and
+            # its isolation can only be chosen before its first query.
+            self.env.cr.rollback()
+            self.env.cr.execute(SQL("SET TRANSACTION ISOLATION LEVEL READ COMMITTED"))
+        return self._ingest(records)
 
     def _ingest(self, records):
         """Validate, price and store ``records`` (see ``ingest``) in this

@@ -645,15 +645,26 @@ def _bench_billing_user(env, login, password=None):
 
 
 def _bench_fund(env, partners, amount, key):
-    """A manual wallet movement of ``amount`` on each of ``partners``' wallets."""
+    """A manual wallet credit of ``amount`` on each of ``partners``' wallets, with
+    its journal entry, as *Credit or Debit a Wallet* makes it."""
+    company = env.company
     for partner in partners:
-        env["billing.wallet"]._get_wallet(partner, env.company)._apply_movements(
+        wallet = env["billing.wallet"]._get_wallet(partner, company)
+        entry = wallet._post_entry(
+            "Bench funding",
+            [
+                (company.billing_wallet_bonus_account_id, amount, "Bench funding"),
+                (company.billing_wallet_account_id, -amount, "Bench funding"),
+            ],
+        )
+        wallet._apply_movements(
             [
                 {
                     "kind": "manual",
                     "name": "Bench funding",
                     "amount": amount,
                     "idempotency_key": f"bench:{key}:{partner.id}",
+                    "account_move_id": entry.id,
                 }
             ]
         )
@@ -746,6 +757,38 @@ def bench_ingest(env):
             result["duplicates"],
             round(balance - _bench_balance(env, customers["prepaid"]), 2),
         )
+    # The consumption posting the prepaid batches triggered, as its scheduled
+    # action runs it: one journal entry per wallet, then books equal wallets.
+    env.invalidate_all()
+    started = time.perf_counter()
+    posted = env["billing.wallet"]._post_consumption_run(auto_commit=True)
+    posting_seconds = time.perf_counter() - started
+    env.invalidate_all()
+    wallets = env["billing.wallet"].search(
+        [("partner_id", "in", customers["prepaid"].ids)]
+    )
+    account = env.company.billing_wallet_account_id
+    credit = {
+        partner.id: -balance
+        for partner, balance in env["account.move.line"]._read_group(
+            [
+                ("account_id", "=", account.id),
+                ("partner_id", "in", customers["prepaid"].ids),
+                ("parent_state", "=", "posted"),
+            ],
+            ["partner_id"],
+            ["balance:sum"],
+        )
+    }
+    currency = env.company.currency_id
+    off_books = [
+        wallet.partner_id.id
+        for wallet in wallets
+        if currency.compare_amounts(
+            credit.get(wallet.partner_id.id, 0.0),
+            wallet.balance + wallet.unposted_consumption,
+        )
+    ]
     medians = {mode: statistics.median(rates[mode]) for mode in modes}
     for mode in modes:
         print(
@@ -771,6 +814,13 @@ def bench_ingest(env):
     print(
         f"bench ingest-ratio: prepaid/postpaid {ratio:.2f} (batch by batch: "
         f"{', '.join(f'{pair:.2f}' for pair in pairs)}) (target: >= 0.80)"
+    )
+    print(
+        f"bench ingest-posting: consumption of {posted} prepaid wallets booked, one "
+        f"journal entry each, in {posting_seconds:.2f} s "
+        f"({posted / posting_seconds if posting_seconds else 0:,.1f} wallets/s); "
+        f"{len(off_books)} wallets whose books differ from balance + not yet posted"
+        " (target: 0)"
     )
     print(
         "bench ingest-resend: one batch of 10,000 sent again, "

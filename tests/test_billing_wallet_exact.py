@@ -376,26 +376,18 @@ class TestBillingWalletExact(BillingRecurringCommon):
         with self.assertRaisesRegex(Exception, "Price Decimals must be between 2"):
             settings.save().execute()
 
-    def test_call_stored_in_a_transaction_of_its_own(self):
+    def test_caller_that_wrote_keeps_its_transaction(self):
         """An integration's call, whose transaction has written nothing, is
-        stored in a transaction of its own (here the test's cursor stands in for
-        it); a caller that has written something keeps it in its own, so that
-        demo data or a module creating a customer and its usage together do
-        not wait on themselves."""
+        stored at READ COMMITTED in a new transaction; a caller that has written
+        something (demo data, a module creating a customer and its usage
+        together) keeps its own transaction and what it wrote."""
         self._fund(1.0)
         Charge = self.env["billing.charge"]
-        self.assertFalse(Charge._ingest_can_be_autonomous())
-        # New cursors of the registry are the test's, as for a request in an
-        # HttpCase.
-        self.registry.enter_test_mode(self.env.cr)
-        self.addCleanup(self.registry.leave_test_mode)
-        result = Charge._ingest_autonomous(
-            [
-                self._prepaid("own", 0.0075),
-                self._prepaid("own-pp", 0.5, partner=self.postpaid),
-            ]
+        self.assertFalse(Charge._ingest_can_read_committed())
+        partner = self.env["res.partner"].create(
+            {"name": "New Prepaid", "is_company": True, "billing_mode": "prepaid"}
         )
-        self.assertEqual(result, {"created": 2, "duplicates": 0, "rejected": []})
-        self.assertAlmostEqual(self._wallet().balance, 0.9925, places=6)
-        self.assertEqual(Charge.search_count([("external_ref", "like", "own")]), 2)
-        self.assertBooksMatchWallet()
+        result = Charge.ingest([self._prepaid("new", 0.0, partner=partner)])
+        self.assertEqual(result, {"created": 1, "duplicates": 0, "rejected": []})
+        self.assertTrue(partner.exists())
+        self.assertTrue(self._wallet(partner))
