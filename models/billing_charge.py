@@ -442,14 +442,16 @@ class BillingCharge(models.Model):
                 vals["quantity"] * vals["price_unit"], USAGE_DIGITS
             )
 
-    def _ingest_insert(self, vals_list, state="pending"):
+    def _ingest_insert(self, vals_list, state="pending", wallet_moves=None):
         """Insert charges with one statement, in the order of their references (so
         that concurrent batches sharing references cannot deadlock); a reference
-        already stored is skipped. Returns {external_ref: charge id} of the
-        charges created."""
+        already stored is skipped. With ``wallet_moves`` ({partner id: wallet
+        movement id}), the charges are linked to the movement that pays them.
+        Returns {external_ref: charge id} of the charges created."""
         if not vals_list:
             return {}
         company = self.env.company
+        wallet_moves = wallet_moves or {}
         columns = {
             "partner_id": "int4",
             "product_id": "int4",
@@ -461,26 +463,29 @@ class BillingCharge(models.Model):
             "external_ref": "varchar",
         }
         arrays = {column: [] for column in columns}
+        arrays["wallet_move_id"] = []
         for vals in sorted(vals_list, key=lambda vals: vals["external_ref"]):
             for column in columns:
                 arrays[column].append(vals[column])
+            arrays["wallet_move_id"].append(wallet_moves.get(vals["partner_id"]))
         self.env.cr.execute(
             SQL(
                 """
                 INSERT INTO billing_charge
                     (partner_id, product_id, date, quantity, price_unit, amount, name,
-                     external_ref, company_id, state,
+                     external_ref, wallet_move_id, company_id, state,
                      create_uid, write_uid, create_date, write_date)
                 SELECT partner_id, product_id, date, quantity, price_unit, amount, name,
-                       external_ref, %(company)s, %(state)s,
+                       external_ref, wallet_move_id, %(company)s, %(state)s,
                        %(uid)s, %(uid)s, NOW() AT TIME ZONE 'UTC',
                        NOW() AT TIME ZONE 'UTC'
                   FROM unnest(%(partner_id)s::int4[], %(product_id)s::int4[],
                               %(date)s::timestamp[], %(quantity)s::numeric[],
                               %(price_unit)s::numeric[], %(amount)s::numeric[],
-                              %(name)s::varchar[], %(external_ref)s::varchar[])
+                              %(name)s::varchar[], %(external_ref)s::varchar[],
+                              %(wallet_move_id)s::int4[])
                     AS t(partner_id, product_id, date, quantity, price_unit, amount,
-                         name, external_ref)
+                         name, external_ref, wallet_move_id)
                 ON CONFLICT (company_id, external_ref) DO NOTHING
              RETURNING external_ref, id
                 """,
@@ -502,34 +507,51 @@ class BillingCharge(models.Model):
         consumption posting books the usage later). Returns (created,
         duplicates).
 
-        The charges are inserted first: a reference already stored, or being
-        stored by a concurrent call, is a duplicate and debits nothing. Then
-        the wallets are locked, in id order, and each charge is checked against
-        the exact balance; the refused ones are deleted again."""
+        The wallets are locked first, in id order, and each customer's ledger
+        line of the call is opened; the charges are inserted linked to it: a
+        reference already stored, or being stored by a concurrent call, is a
+        duplicate and debits nothing. Each new charge is then checked against
+        the exact balance; the refused ones are deleted again, and the ledger
+        lines and balances get the total of the others."""
         company = self.env.company
-        created = self._ingest_insert(vals_list, state="debited")
-        duplicates = len(vals_list) - len(created)
-        if not created:
-            return 0, duplicates
         by_partner = defaultdict(list)
         for vals in vals_list:
-            charge_id = created.get(vals["external_ref"])
-            if charge_id:
-                by_partner[vals["partner_id"]].append((charge_id, vals))
+            by_partner[vals["partner_id"]].append(vals)
         # sudo: the caller is a Billing User (checked in ingest); wallets are only
         # debited for the charges being stored, of the customers they name.
         Wallet = self.env["billing.wallet"].sudo()
         wallets = Wallet._lock_usage_wallets(list(by_partner), company)
-        currency = company.currency_id
         partners = self.env["res.partner"].browse(by_partner)
-        names = dict(zip(partners.ids, partners.mapped("display_name"), strict=True))
         batch = uuid.uuid4().hex
-        debits, refused = [], []
-        for partner_id, charges in by_partner.items():
+        movements = Wallet._open_usage_movements(
+            {
+                wallets[partner.id][0]: {
+                    "name": self.env._(
+                        "Usage of %(partner)s", partner=partner.display_name
+                    ),
+                    "idempotency_key": f"usage:{batch}:{partner.id}",
+                }
+                for partner in partners
+            }
+        )
+        created = self._ingest_insert(
+            vals_list,
+            state="debited",
+            wallet_moves={
+                partner_id: movements[wallet_id]
+                for partner_id, (wallet_id, _balance) in wallets.items()
+            },
+        )
+        currency = company.currency_id
+        debits, refused = {}, []
+        for partner_id, partner_vals in by_partner.items():
             wallet_id, balance = wallets[partner_id]
             available = _micro(balance)
-            taken, total = [], 0
-            for charge_id, vals in charges:
+            total = count = 0
+            for vals in partner_vals:
+                charge_id = created.get(vals["external_ref"])
+                if not charge_id:
+                    continue  # a duplicate
                 amount = _micro(vals["amount"])
                 if amount > available:
                     refused.append(charge_id)
@@ -551,27 +573,18 @@ class BillingCharge(models.Model):
                     continue
                 available -= amount
                 total += amount
-                taken.append(charge_id)
-            if taken:
-                debits.append(
-                    {
-                        "wallet_id": wallet_id,
-                        "amount": total / MICRO,
-                        "charge_ids": taken,
-                        "name": self.env._(
-                            "Usage of %(partner)s", partner=names[partner_id]
-                        ),
-                        "origin": self.env._(
-                            "%(count)s usage records", count=len(taken)
-                        ),
-                        "idempotency_key": f"usage:{batch}:{partner_id}",
-                    }
-                )
+                count += 1
+            debits[wallet_id] = {
+                "move_id": movements[wallet_id],
+                "amount": total / MICRO,
+                "origin": self.env._("%(count)s usage records", count=count),
+                "count": count,
+            }
         if refused:
             self.env.cr.execute(
                 SQL("DELETE FROM billing_charge WHERE id = ANY(%s)", refused)
             )
-        Wallet._record_usage(debits)
+        Wallet._close_usage_movements(debits)
         accepted = len(created) - len(refused)
         if accepted >= CONSUMPTION_POSTING_BATCH:
             # A large batch: book its consumption now, in the cron's worker, not
@@ -579,4 +592,4 @@ class BillingCharge(models.Model):
             self.env.ref(
                 "prepaid_postpaid_billing.ir_cron_billing_post_consumption"
             ).sudo()._trigger()
-        return accepted, duplicates
+        return accepted, len(vals_list) - len(created)

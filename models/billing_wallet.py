@@ -245,88 +245,107 @@ class BillingWallet(models.Model):
         }
 
     @api.model
-    def _record_usage(self, debits):
-        """Debit prepaid usage from wallets locked by ``_lock_usage_wallets``, as
-        the real-time path of ingest does: per wallet one balance update, one
-        ledger line and the link of its charges to it; no journal entry (the
-        consumption posting books it later, see ``_post_consumption``).
+    def _open_usage_movements(self, movements):
+        """Open the usage ledger lines of an ingest call on wallets locked by
+        ``_lock_usage_wallets``, before its charges are stored linked to them
+        (``_close_usage_movements`` gives them their amount).
 
-        :param list debits: dicts with ``wallet_id``, ``amount`` (positive, at
-            usage precision), ``charge_ids``, ``name``, ``origin`` and
-            ``idempotency_key``.
+        :param dict movements: {wallet id: {"name": ..., "idempotency_key":
+            ...}}
+        :return: {wallet id: movement id}
         """
-        if not debits:
-            return
+        if not movements:
+            return {}
+        wallet_ids = list(movements)
+        self.env.cr.execute(
+            SQL(
+                """
+                INSERT INTO billing_wallet_move
+                    (wallet_id, partner_id, company_id, date, kind, name, amount,
+                     balance_after, idempotency_key, user_id,
+                     create_uid, write_uid, create_date, write_date)
+                SELECT w.id, w.partner_id, w.company_id, NOW() AT TIME ZONE 'UTC',
+                       'usage', v.name, 0, w.balance, v.idempotency_key,
+                       %(uid)s, %(uid)s, %(uid)s, NOW() AT TIME ZONE 'UTC',
+                       NOW() AT TIME ZONE 'UTC'
+                  FROM unnest(%(ids)s::int4[], %(names)s::varchar[],
+                              %(keys)s::varchar[]) AS v(id, name, idempotency_key)
+                  JOIN billing_wallet w ON w.id = v.id
+             RETURNING wallet_id, id
+                """,
+                uid=self.env.uid,
+                ids=wallet_ids,
+                names=[movements[wallet_id]["name"] for wallet_id in wallet_ids],
+                keys=[
+                    movements[wallet_id]["idempotency_key"] for wallet_id in wallet_ids
+                ],
+            )
+        )
+        return dict(self.env.cr.fetchall())
+
+    @api.model
+    def _close_usage_movements(self, debits):
+        """Debit the usage of an ingest call from wallets locked by
+        ``_lock_usage_wallets``, as the real-time path does: per wallet, in one
+        statement for all, the balance and the consumption not yet posted
+        updated and the ledger line opened by ``_open_usage_movements`` given
+        its amount; no journal entry (the consumption posting books it later,
+        see ``_post_consumption``). A ledger line of no charge is removed.
+
+        :param dict debits: {wallet id: {"move_id", "amount" (positive, at usage
+            precision), "origin", "count" (charges it pays)}}
+        """
         cr = self.env.cr
-        amounts = [float_round(debit["amount"], USAGE_DIGITS) for debit in debits]
-        cr.execute(
-            SQL(
-                """
-                UPDATE billing_wallet w
-                   SET balance = ROUND(w.balance - v.amount, %(digits)s),
-                       unposted_consumption =
-                           ROUND(w.unposted_consumption + v.amount, %(digits)s),
-                       write_uid = %(uid)s,
-                       write_date = NOW() AT TIME ZONE 'UTC'
-                  FROM unnest(%(ids)s::int4[], %(amounts)s::numeric[])
-                       AS v(id, amount)
-                 WHERE w.id = v.id AND w.balance - v.amount >= 0
-             RETURNING w.id, w.balance
-                """,
-                digits=USAGE_DIGITS,
-                uid=self.env.uid,
-                ids=[debit["wallet_id"] for debit in debits],
-                amounts=amounts,
-            )
-        )
-        balances = dict(cr.fetchall())
-        if len(balances) != len(debits):
-            # The callers check the balances under the lock: this is a bug, and
-            # the transaction must not go on.
-            raise UserError(
-                self.env._("A wallet balance does not cover the usage debited.")
-            )
-        charge_ids, charge_wallets = [], []
-        for debit in debits:
-            charge_ids.extend(debit["charge_ids"])
-            charge_wallets.extend([debit["wallet_id"]] * len(debit["charge_ids"]))
-        cr.execute(
-            SQL(
-                """
-                WITH moves AS (
-                    INSERT INTO billing_wallet_move
-                        (wallet_id, partner_id, company_id, date, kind, name,
-                         amount, balance_after, origin, idempotency_key, user_id,
-                         create_uid, write_uid, create_date, write_date)
-                    SELECT w.id, w.partner_id, w.company_id,
-                           NOW() AT TIME ZONE 'UTC', 'usage', v.name, -v.amount,
-                           w.balance, v.origin, v.idempotency_key, %(uid)s,
-                           %(uid)s, %(uid)s, NOW() AT TIME ZONE 'UTC',
-                           NOW() AT TIME ZONE 'UTC'
-                      FROM unnest(%(ids)s::int4[], %(amounts)s::numeric[],
-                                  %(names)s::varchar[], %(origins)s::varchar[],
-                                  %(keys)s::varchar[])
-                           AS v(id, amount, name, origin, idempotency_key)
-                      JOIN billing_wallet w ON w.id = v.id
-                 RETURNING id, wallet_id
+        empty = [debit["move_id"] for debit in debits.values() if not debit["count"]]
+        if empty:
+            cr.execute(SQL("DELETE FROM billing_wallet_move WHERE id = ANY(%s)", empty))
+        paid = {wallet_id: d for wallet_id, d in debits.items() if d["count"]}
+        if paid:
+            wallet_ids = list(paid)
+            cr.execute(
+                SQL(
+                    """
+                    WITH debit AS (
+                        SELECT * FROM unnest(%(ids)s::int4[], %(moves)s::int4[],
+                                             %(amounts)s::numeric[],
+                                             %(origins)s::varchar[])
+                            AS v(wallet_id, move_id, amount, origin)
+                    ), wallet AS (
+                        UPDATE billing_wallet w
+                           SET balance = ROUND(w.balance - debit.amount, %(digits)s),
+                               unposted_consumption = ROUND(
+                                   w.unposted_consumption + debit.amount, %(digits)s
+                               ),
+                               write_uid = %(uid)s,
+                               write_date = NOW() AT TIME ZONE 'UTC'
+                          FROM debit
+                         WHERE w.id = debit.wallet_id
+                           AND w.balance - debit.amount >= 0
+                     RETURNING w.id, w.balance
+                    )
+                    UPDATE billing_wallet_move m
+                       SET amount = -debit.amount, balance_after = wallet.balance,
+                           origin = debit.origin
+                      FROM debit JOIN wallet ON wallet.id = debit.wallet_id
+                     WHERE m.id = debit.move_id
+                    """,
+                    digits=USAGE_DIGITS,
+                    uid=self.env.uid,
+                    ids=wallet_ids,
+                    moves=[paid[wallet_id]["move_id"] for wallet_id in wallet_ids],
+                    amounts=[
+                        float_round(paid[wallet_id]["amount"], USAGE_DIGITS)
+                        for wallet_id in wallet_ids
+                    ],
+                    origins=[paid[wallet_id]["origin"] for wallet_id in wallet_ids],
                 )
-                UPDATE billing_charge c
-                   SET wallet_move_id = moves.id
-                  FROM unnest(%(charges)s::int4[], %(charge_wallets)s::int4[])
-                       AS l(charge_id, wallet_id)
-                  JOIN moves ON moves.wallet_id = l.wallet_id
-                 WHERE c.id = l.charge_id
-                """,
-                uid=self.env.uid,
-                ids=[debit["wallet_id"] for debit in debits],
-                amounts=amounts,
-                names=[debit["name"] for debit in debits],
-                origins=[debit["origin"] for debit in debits],
-                keys=[debit["idempotency_key"] for debit in debits],
-                charges=charge_ids,
-                charge_wallets=charge_wallets,
             )
-        )
+            if cr.rowcount != len(paid):
+                # The callers check the balances under the lock: this is a bug,
+                # and the transaction must not go on.
+                raise UserError(
+                    self.env._("A wallet balance does not cover the usage debited.")
+                )
         self.invalidate_model(["balance", "unposted_consumption"])
         self.env["billing.wallet.move"].invalidate_model()
         self.env["billing.charge"].invalidate_model(["wallet_move_id"])
