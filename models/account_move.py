@@ -10,7 +10,7 @@ from qrcode.image.pil import PilImage
 from odoo import Command, api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.osv import expression
-from odoo.tools import SQL, float_compare, float_round
+from odoo.tools import SQL, float_compare
 
 from .billing_charge import USAGE_DIGITS
 
@@ -259,9 +259,10 @@ class AccountMove(models.Model):
         # Refused before anything is posted when the wallet no longer holds the
         # credit a refunded top-up granted.
         refunds = self.filtered(lambda move: move.move_type == "out_refund")
-        refunds._billing_topup_refunds()
+        Wallet = self.env["billing.wallet"]
+        Wallet._topup_refunds(refunds)
         posted = super()._post(soft=soft)
-        (posted & refunds)._billing_debit_topup_refunds()
+        Wallet._take_back_topup_refunds(posted & refunds)
         topups = posted.filtered("billing_is_topup")
         now = fields.Datetime.now()
         for move in topups:
@@ -579,128 +580,6 @@ class AccountMove(models.Model):
             wallet._apply_movements(movements)
             move.billing_topup_expires_at = False
             move._billing_notify_topup_credited()
-
-    def _billing_topup_refunds(self):
-        """What these customer credit notes take back from wallets: for each
-        credit note of a top-up invoice whose credit was granted, the credit of
-        the part refunded, its bonus in proportion. Raises a ``UserError`` naming
-        the customer and what can still be refunded when the wallet balance no
-        longer covers it. Returns {credit note: values}; a credit note of an
-        unpaid top-up, or of anything else, takes nothing."""
-        refunds = {}
-        # sudo: the wallet of the credit note's own customer, read to check and
-        # take back the credit that its invoice granted.
-        Wallet = self.env["billing.wallet"].sudo()
-        Move = self.env["billing.wallet.move"].sudo()
-        for refund in self:
-            origin = refund.reversed_entry_id
-            if refund.move_type != "out_refund" or not origin.billing_is_topup:
-                continue
-            if Move.search_count([("idempotency_key", "=", f"refund:{refund.id}")]):
-                continue  # already taken back
-            granted = Move.search(
-                [
-                    ("invoice_id", "=", origin.id),
-                    (
-                        "idempotency_key",
-                        "in",
-                        [f"topup:{origin.id}", f"bonus:{origin.id}"],
-                    ),
-                ]
-            )
-            paid = sum(granted.filtered(lambda m: m.kind == "topup").mapped("amount"))
-            credit = sum(granted.mapped("amount"))
-            refunded = sum(line.balance for line in refund._billing_topup_lines())
-            currency = refund.company_currency_id
-            if currency.compare_amounts(paid, 0) <= 0 or (
-                currency.compare_amounts(refunded, 0) <= 0
-            ):
-                continue  # the top-up granted nothing: nothing to take back
-            earlier = -sum(
-                Move.search(
-                    [
-                        ("kind", "=", "refund"),
-                        ("invoice_id", "in", origin.reversal_move_ids.ids),
-                    ]
-                ).mapped("amount")
-            )
-            take = min(currency.round(refunded * credit / paid), credit - earlier)
-            if currency.compare_amounts(take, 0) <= 0:
-                continue
-            wallet = Wallet._get_wallet(refund.partner_id, refund.company_id)
-            wallet._lock()
-            if float_compare(wallet.balance, take, precision_digits=USAGE_DIGITS) < 0:
-                refundable = float_round(
-                    wallet.balance * paid / credit,
-                    precision_rounding=currency.rounding,
-                    rounding_method="DOWN",
-                )
-                raise UserError(
-                    self.env._(
-                        "Credit note %(refund)s cannot be posted: it refunds "
-                        "%(refunded)s of top-up %(invoice)s, whose credit of "
-                        "%(take)s %(partner)s has spent in part. The wallet "
-                        "balance of %(balance)s covers a refund of at most "
-                        "%(refundable)s.",
-                        refund=refund.display_name,
-                        refunded=currency.format(refunded),
-                        invoice=origin.display_name,
-                        take=currency.format(take),
-                        partner=refund.commercial_partner_id.display_name,
-                        balance=Wallet._format_amount_exact(wallet.balance, currency),
-                        refundable=currency.format(refundable),
-                    )
-                )
-            refunds[refund] = {
-                "wallet": wallet,
-                "origin": origin,
-                "take": take,
-                "refunded": refunded,
-            }
-        return refunds
-
-    def _billing_debit_topup_refunds(self):
-        """Take back from the wallets the credit these posted credit notes
-        refund (see ``_billing_topup_refunds``): one ``refund`` movement and one
-        journal entry per credit note, the reverse of the top-up's."""
-        for refund, vals in self._billing_topup_refunds().items():
-            company = refund.company_id
-            wallet, take, refunded = vals["wallet"], vals["take"], vals["refunded"]
-            label = self.env._(
-                "Refund %(refund)s of top-up %(invoice)s",
-                refund=refund.name,
-                invoice=vals["origin"].name,
-            )
-            entry = wallet._post_entry(
-                label,
-                [
-                    (company.billing_wallet_topup_account_id, -refunded, label),
-                    (company.billing_wallet_bonus_account_id, refunded - take, label),
-                    (company.billing_wallet_account_id, take, label),
-                ],
-            )
-            wallet._apply_movements(
-                [
-                    {
-                        "kind": "refund",
-                        "name": label,
-                        "amount": -take,
-                        "origin": refund.name,
-                        "idempotency_key": f"refund:{refund.id}",
-                        "account_move_id": entry.id,
-                        "invoice_id": refund.id,
-                    }
-                ]
-            )
-            refund.message_post(
-                body=self.env._(
-                    "%(amount)s of wallet credit taken back from %(partner)s for "
-                    "this refund of top-up %(invoice)s.",
-                    amount=company.currency_id.format(take),
-                    partner=refund.commercial_partner_id.display_name,
-                    invoice=vals["origin"].display_name,
-                )
-            )
 
     def _billing_notify_topup_credited(self):
         self.ensure_one()

@@ -5,7 +5,7 @@ from psycopg2 import errors
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
-from odoo.tools import SQL, float_round, formatLang
+from odoo.tools import SQL, float_compare, float_round, formatLang
 
 from .billing_charge import USAGE_DIGITS
 
@@ -356,82 +356,114 @@ class BillingWallet(models.Model):
         one journal entry per wallet, from the wallet account to the services'
         income accounts, of the consumption not yet posted rounded to the
         currency; the remainder is carried to the next posting. A wallet whose
-        rounded consumption is zero waits for more. With ``skip_locked``, a
-        wallet another transaction holds is left for the next posting. Returns
-        the journal entries posted."""
+        rounded consumption is zero waits for more. The entries of all these
+        wallets are created and posted together, their wallets locked meanwhile.
+        With ``skip_locked``, a wallet another transaction holds is left for the
+        next posting. Returns the wallets posted."""
         cr = self.env.cr
-        entries = self.env["account.move"]
-        for wallet in self:
-            cr.execute(
-                SQL(
-                    "SELECT unposted_consumption FROM billing_wallet WHERE id = %s"
-                    " FOR UPDATE%s",
-                    wallet.id,
-                    SQL(" SKIP LOCKED") if skip_locked else SQL(),
-                )
+        posted = self.browse()
+        if not self:
+            return posted
+        cr.execute(
+            SQL(
+                "SELECT id, unposted_consumption FROM billing_wallet"
+                " WHERE id = ANY(%s) ORDER BY id FOR UPDATE%s",
+                self.ids,
+                SQL(" SKIP LOCKED") if skip_locked else SQL(),
             )
-            row = cr.fetchone()
-            if row is None:
-                continue
-            cr.execute(
-                SQL(
-                    """
-                    SELECT c.product_id, SUM(c.amount), ARRAY_AGG(DISTINCT m.id)
-                      FROM billing_wallet_move m
-                      JOIN billing_charge c ON c.wallet_move_id = m.id
-                     WHERE m.wallet_id = %s AND m.kind = 'usage'
-                       AND m.account_move_id IS NULL
-                  GROUP BY c.product_id
-                    """,
-                    wallet.id,
-                )
+        )
+        unposted = dict(cr.fetchall())
+        if not unposted:
+            return posted
+        cr.execute(
+            SQL(
+                """
+                SELECT m.wallet_id, c.product_id, SUM(c.amount),
+                       ARRAY_AGG(DISTINCT m.id)
+                  FROM billing_wallet_move m
+                  JOIN billing_charge c ON c.wallet_move_id = m.id
+                 WHERE m.wallet_id = ANY(%s) AND m.kind = 'usage'
+                   AND m.account_move_id IS NULL
+              GROUP BY m.wallet_id, c.product_id
+                """,
+                list(unposted),
             )
-            groups = cr.fetchall()
+        )
+        amounts, movements = defaultdict(dict), defaultdict(set)
+        for wallet_id, product_id, amount, move_ids in cr.fetchall():
+            amounts[wallet_id][product_id] = amount
+            movements[wallet_id].update(move_ids)
+        postings = []  # (wallet, booked, entry values)
+        for wallet in self.browse(sorted(amounts)):
             currency = wallet.currency_id
-            booked = currency.round(row[0])
-            if not groups or currency.compare_amounts(booked, 0) <= 0:
+            booked = currency.round(unposted[wallet.id])
+            if currency.compare_amounts(booked, 0) <= 0:
                 continue
-            move_ids = sorted({move_id for *_rest, ids in groups for move_id in ids})
-            lines = wallet._consumption_lines(
-                {product_id: amount for product_id, amount, _ids in groups}, booked
-            )
             label = self.env._(
                 "Usage of %(partner)s", partner=wallet.partner_id.display_name
             )
-            entry = wallet._post_entry(
-                label,
-                [(account, -amount, label) for account, amount in lines]
-                + [(wallet.company_id.billing_wallet_account_id, booked, label)],
+            lines = wallet._consumption_lines(amounts[wallet.id], booked)
+            postings.append(
+                (
+                    wallet,
+                    booked,
+                    wallet._prepare_entry_vals(
+                        label,
+                        [(account, -amount, label) for account, amount in lines]
+                        + [
+                            (wallet.company_id.billing_wallet_account_id, booked, label)
+                        ],
+                    ),
+                )
             )
+        for company in {wallet.company_id for wallet, _booked, _vals in postings}:
+            company_postings = [p for p in postings if p[0].company_id == company]
+            company_entries = (
+                self.env["account.move"]
+                .with_company(company)
+                .create([vals for _wallet, _booked, vals in company_postings])
+            )
+            company_entries.action_post()
             # The ledger is append-only for users; the posting only records which
             # journal entry booked these movements.
+            move_ids, entry_ids = [], []
+            for (wallet, _booked, _vals), entry in zip(
+                company_postings, company_entries, strict=True
+            ):
+                move_ids.extend(movements[wallet.id])
+                entry_ids.extend([entry.id] * len(movements[wallet.id]))
             cr.execute(
                 SQL(
                     """
-                    UPDATE billing_wallet_move SET account_move_id = %(entry)s
-                     WHERE id = ANY(%(ids)s) AND account_move_id IS NULL
+                    UPDATE billing_wallet_move m SET account_move_id = v.entry_id
+                      FROM unnest(%(moves)s::int4[], %(entries)s::int4[])
+                           AS v(move_id, entry_id)
+                     WHERE m.id = v.move_id AND m.account_move_id IS NULL
                     """,
-                    entry=entry.id,
-                    ids=move_ids,
+                    moves=move_ids,
+                    entries=entry_ids,
                 )
             )
             cr.execute(
                 SQL(
                     """
-                    UPDATE billing_wallet
+                    UPDATE billing_wallet w
                        SET unposted_consumption =
-                           ROUND(unposted_consumption - %(booked)s, %(digits)s)
-                     WHERE id = %(id)s
+                           ROUND(w.unposted_consumption - v.booked, %(digits)s)
+                      FROM unnest(%(ids)s::int4[], %(booked)s::numeric[])
+                           AS v(id, booked)
+                     WHERE w.id = v.id
                     """,
-                    booked=booked,
                     digits=USAGE_DIGITS,
-                    id=wallet.id,
+                    ids=[wallet.id for wallet, _booked, _vals in company_postings],
+                    booked=[booked for _wallet, booked, _vals in company_postings],
                 )
             )
-            entries |= entry
+            for wallet, _booked, _vals in company_postings:
+                posted |= wallet
         self.invalidate_model(["unposted_consumption"])
         self.env["billing.wallet.move"].invalidate_model(["account_move_id"])
-        return entries
+        return posted
 
     def _consumption_lines(self, amounts, booked):
         """The income lines of a consumption posting of ``booked``: ``amounts``
@@ -515,6 +547,17 @@ class BillingWallet(models.Model):
         ``(account, balance, label)``; the wallet account lines carry the customer as
         partner. Returns the posted ``account.move``."""
         self.ensure_one()
+        move = (
+            self.env["account.move"]
+            .with_company(self.company_id)
+            .create(self._prepare_entry_vals(ref, lines, date=date))
+        )
+        move.action_post()
+        return move
+
+    def _prepare_entry_vals(self, ref, lines, date=None):
+        """Values of a journal entry of the wallet journal (see ``_post_entry``)."""
+        self.ensure_one()
         company = self.company_id
         journal = company.billing_wallet_journal_id
         if not journal or not company.billing_wallet_account_id:
@@ -525,32 +568,24 @@ class BillingWallet(models.Model):
                     company=company.name,
                 )
             )
-        move = (
-            self.env["account.move"]
-            .with_company(company)
-            .create(
-                {
-                    "move_type": "entry",
-                    "journal_id": journal.id,
-                    "date": date or fields.Date.context_today(self),
-                    "ref": ref,
-                    "line_ids": [
-                        fields.Command.create(
-                            {
-                                "account_id": account.id,
-                                "partner_id": self.partner_id.id,
-                                "name": label,
-                                "balance": balance,
-                            }
-                        )
-                        for account, balance, label in lines
-                        if not self.currency_id.is_zero(balance)
-                    ],
-                }
-            )
-        )
-        move.action_post()
-        return move
+        return {
+            "move_type": "entry",
+            "journal_id": journal.id,
+            "date": date or fields.Date.context_today(self),
+            "ref": ref,
+            "line_ids": [
+                fields.Command.create(
+                    {
+                        "account_id": account.id,
+                        "partner_id": self.partner_id.id,
+                        "name": label,
+                        "balance": balance,
+                    }
+                )
+                for account, balance, label in lines
+                if not self.currency_id.is_zero(balance)
+            ],
+        }
 
     def _lock(self):
         """Lock these wallet rows until the end of the transaction, in id order so
@@ -570,60 +605,213 @@ class BillingWallet(models.Model):
             )
         )
 
+    @api.model
+    def _topup_refunds(self, refunds):
+        """What the customer credit notes ``refunds`` take back from wallets: for each
+        credit note of a top-up invoice whose credit was granted, the credit of
+        the part refunded, its bonus in proportion. Raises a ``UserError`` naming
+        the customer and what can still be refunded when the wallet balance no
+        longer covers it. Returns {credit note: values}; a credit note of an
+        unpaid top-up, or of anything else, takes nothing."""
+        plan = {}
+        # sudo: the wallet of the credit note's own customer, read to check and
+        # take back the credit that its invoice granted.
+        Wallet = self.sudo()
+        Move = self.env["billing.wallet.move"].sudo()
+        for refund in refunds:
+            origin = refund.reversed_entry_id
+            if refund.move_type != "out_refund" or not origin.billing_is_topup:
+                continue
+            if Move.search_count([("idempotency_key", "=", f"refund:{refund.id}")]):
+                continue  # already taken back
+            granted = Move.search(
+                [
+                    ("invoice_id", "=", origin.id),
+                    (
+                        "idempotency_key",
+                        "in",
+                        [f"topup:{origin.id}", f"bonus:{origin.id}"],
+                    ),
+                ]
+            )
+            paid = sum(granted.filtered(lambda m: m.kind == "topup").mapped("amount"))
+            credit = sum(granted.mapped("amount"))
+            refunded = sum(line.balance for line in refund._billing_topup_lines())
+            currency = refund.company_currency_id
+            if currency.compare_amounts(paid, 0) <= 0 or (
+                currency.compare_amounts(refunded, 0) <= 0
+            ):
+                continue  # the top-up granted nothing: nothing to take back
+            earlier = -sum(
+                Move.search(
+                    [
+                        ("kind", "=", "refund"),
+                        ("invoice_id", "in", origin.reversal_move_ids.ids),
+                    ]
+                ).mapped("amount")
+            )
+            take = min(currency.round(refunded * credit / paid), credit - earlier)
+            if currency.compare_amounts(take, 0) <= 0:
+                continue
+            wallet = Wallet._get_wallet(refund.partner_id, refund.company_id)
+            wallet._lock()
+            if float_compare(wallet.balance, take, precision_digits=USAGE_DIGITS) < 0:
+                refundable = float_round(
+                    wallet.balance * paid / credit,
+                    precision_rounding=currency.rounding,
+                    rounding_method="DOWN",
+                )
+                raise UserError(
+                    self.env._(
+                        "Credit note %(refund)s cannot be posted: it refunds "
+                        "%(refunded)s of top-up %(invoice)s, whose credit of "
+                        "%(take)s %(partner)s has spent in part. The wallet "
+                        "balance of %(balance)s covers a refund of at most "
+                        "%(refundable)s.",
+                        refund=refund.display_name,
+                        refunded=currency.format(refunded),
+                        invoice=origin.display_name,
+                        take=currency.format(take),
+                        partner=refund.commercial_partner_id.display_name,
+                        balance=Wallet._format_amount_exact(wallet.balance, currency),
+                        refundable=currency.format(refundable),
+                    )
+                )
+            plan[refund] = {
+                "wallet": wallet,
+                "origin": origin,
+                "take": take,
+                "refunded": refunded,
+            }
+        return plan
+
+    @api.model
+    def _take_back_topup_refunds(self, refunds):
+        """Take back from the wallets the credit the posted credit notes
+        ``refunds`` refund (see ``_topup_refunds``): one ``refund`` movement and
+        one journal entry per credit note, the reverse of the top-up's."""
+        for refund, vals in self._topup_refunds(refunds).items():
+            company = refund.company_id
+            wallet, take, refunded = vals["wallet"], vals["take"], vals["refunded"]
+            label = self.env._(
+                "Refund %(refund)s of top-up %(invoice)s",
+                refund=refund.name,
+                invoice=vals["origin"].name,
+            )
+            entry = wallet._post_entry(
+                label,
+                [
+                    (company.billing_wallet_topup_account_id, -refunded, label),
+                    (company.billing_wallet_bonus_account_id, refunded - take, label),
+                    (company.billing_wallet_account_id, take, label),
+                ],
+            )
+            wallet._apply_movements(
+                [
+                    {
+                        "kind": "refund",
+                        "name": label,
+                        "amount": -take,
+                        "origin": refund.name,
+                        "idempotency_key": f"refund:{refund.id}",
+                        "account_move_id": entry.id,
+                        "invoice_id": refund.id,
+                    }
+                ]
+            )
+            refund.message_post(
+                body=self.env._(
+                    "%(amount)s of wallet credit taken back from %(partner)s for "
+                    "this refund of top-up %(invoice)s.",
+                    amount=company.currency_id.format(take),
+                    partner=refund.commercial_partner_id.display_name,
+                    invoice=vals["origin"].display_name,
+                )
+            )
+
     # -------------------------------------------------------------------------
     # CRON METHODS
     # -------------------------------------------------------------------------
 
     @api.model
-    def _cron_post_consumption(self, batch_size=50):
+    def _cron_post_consumption(self, batch_size=20):
         """Scheduled action: book the prepaid usage not yet posted (see
         ``_post_consumption_run``), each wallet committed on its own."""
         return self._post_consumption_run(batch_size=batch_size, auto_commit=True)
 
     @api.model
-    def _post_consumption_run(self, batch_size=50, auto_commit=False):
+    def _count_unposted(self, seen):
+        """Wallets with usage not yet posted, but for ``seen``."""
+        self.env.cr.execute(
+            SQL(
+                """
+                SELECT COUNT(DISTINCT wallet_id) FROM billing_wallet_move
+                 WHERE kind = 'usage' AND account_move_id IS NULL
+                   AND wallet_id != ALL(%s)
+                """,
+                seen,
+            )
+        )
+        return self.env.cr.fetchone()[0]
+
+    def _post_consumption_batch(self):
+        """Post the consumption of these wallets together or, when that fails,
+        one wallet at a time, each in a savepoint, so that one failing wallet
+        does not hold the others up. Returns the wallets posted."""
+        try:
+            with self.env.cr.savepoint():
+                return self._post_consumption(skip_locked=True)
+        except (UserError, errors.SerializationFailure) as error:
+            _logger.info("Consumption batch not posted (%s); one by one", error)
+        posted = self.browse()
+        for wallet in self:
+            try:
+                with self.env.cr.savepoint():
+                    if wallet._post_consumption(skip_locked=True):
+                        posted |= wallet
+            except UserError as error:
+                _logger.warning(
+                    "Consumption of wallet %s not posted: %s", wallet.id, error
+                )
+            except errors.SerializationFailure:
+                continue  # changed since this transaction began: next run
+        return posted
+
+    @api.model
+    def _post_consumption_run(self, batch_size=20, auto_commit=False):
         """Book the prepaid usage not yet posted of every wallet, one journal
         entry per wallet, in batches; the wallets a running ingest holds are
-        left for the next run. Returns how many wallets were posted."""
-        done, left = 0, []
+        left for the next run, and each wallet is taken once a run, however much
+        usage arrives meanwhile. Returns how many wallets were posted."""
+        done, seen = 0, []
         while True:
             self.env.cr.execute(
                 SQL(
                     """
                     SELECT DISTINCT wallet_id FROM billing_wallet_move
                      WHERE kind = 'usage' AND account_move_id IS NULL
-                       AND wallet_id != ALL(%(left)s)
+                       AND wallet_id != ALL(%(seen)s)
                   ORDER BY wallet_id
                      LIMIT %(limit)s
                     """,
-                    left=left,
+                    seen=seen,
                     limit=batch_size,
                 )
             )
             wallets = self.browse(row[0] for row in self.env.cr.fetchall())
             if not wallets:
                 break
-            for wallet in wallets:
-                try:
-                    with self.env.cr.savepoint():
-                        posted = wallet._post_consumption(skip_locked=True)
-                except UserError as error:
-                    _logger.warning(
-                        "Consumption of wallet %s not posted: %s", wallet.id, error
-                    )
-                    posted = False
-                except errors.SerializationFailure:
-                    posted = False  # changed since this transaction began
-                if posted:
-                    done += 1
-                else:
-                    left.append(wallet.id)  # busy, too small yet, or failing
-                if auto_commit:
-                    # One wallet a transaction: its row is locked for its own
-                    # posting only, and the next one starts from a fresh
-                    # snapshot, so that real-time usage is not held up.
-                    self.env.cr.commit()  # pylint: disable=invalid-commit
-            self.env["ir.cron"]._notify_progress(done=done, remaining=len(left))
+            posted = wallets._post_consumption_batch()
+            done += len(posted)
+            seen.extend(wallets.ids)  # the others: busy, too small yet, or failing
+            if auto_commit:
+                # A small batch a transaction: its wallets are locked for their
+                # own posting only, and the next batch starts from a fresh
+                # snapshot, so that real-time usage is not held up long.
+                self.env.cr.commit()  # pylint: disable=invalid-commit
+            self.env["ir.cron"]._notify_progress(
+                done=len(seen), remaining=self._count_unposted(seen)
+            )
             if auto_commit:
                 self.env.invalidate_all()  # memory stays that of one batch
         return done

@@ -1,4 +1,7 @@
+from unittest.mock import patch
+
 from odoo import Command
+from odoo.exceptions import UserError
 from odoo.tests import Form, tagged
 
 from .recurring_common import BillingRecurringCommon
@@ -71,6 +74,41 @@ class TestBillingWalletExact(BillingRecurringCommon):
         self.assertEqual(movement.account_move_id.state, "posted")
         # Posting again books nothing more.
         self.assertEqual(self._post_consumption(), 0)
+
+    def test_posting_of_several_wallets_a_failing_one_left_for_later(self):
+        customers = self.customer | self.other_customer
+        for customer in customers:
+            self._fund(5.0, partner=customer)
+            self._ingest(
+                [self._prepaid("multi", 0.0125, partner=customer) for _i in range(8)]
+            )
+        failing = self._wallet(self.other_customer)
+        consumption_lines = type(failing)._consumption_lines
+
+        def fail_for_other(wallet, amounts, booked):
+            if wallet == failing:
+                raise UserError("no income account for this test")
+            return consumption_lines(wallet, amounts, booked)
+
+        with (
+            patch.object(type(failing), "_consumption_lines", fail_for_other),
+            self.assertLogs(
+                "odoo.addons.prepaid_postpaid_billing.models.billing_wallet",
+                level="WARNING",
+            ) as logs,
+        ):
+            self.assertEqual(self._post_consumption(), 1)
+        self.assertIn("not posted: no income account", logs.output[0])
+        self.env.invalidate_all()
+        self.assertAlmostEqual(self._wallet().unposted_consumption, 0.0, places=6)
+        self.assertAlmostEqual(failing.unposted_consumption, 0.1, places=6)
+        for customer in customers:
+            self.assertBooksMatchWallet(customer)
+        # The next run books it.
+        self.assertEqual(self._post_consumption(), 1)
+        self.env.invalidate_all()
+        self.assertAlmostEqual(failing.unposted_consumption, 0.0, places=6)
+        self.assertBooksMatchWallet(self.other_customer)
 
     def test_1000_sms_at_0_0075_debit_7_50_not_10(self):
         self._fund(10.0)
