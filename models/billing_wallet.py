@@ -492,24 +492,6 @@ class BillingWallet(models.Model):
         lines[0][1] = currency.round(lines[0][1] + booked - sum(a for _a, a in lines))
         return [tuple(line) for line in lines if not currency.is_zero(line[1])]
 
-    def _unposted_consumption_check(self):
-        """Tell whether the books follow this wallet: its customer's balance on
-        the wallet account equals its balance plus its consumption not yet
-        posted, to the cent."""
-        self.ensure_one()
-        lines = self.env["account.move.line"].search(
-            [
-                ("account_id", "=", self.company_id.billing_wallet_account_id.id),
-                ("partner_id", "=", self.partner_id.id),
-                ("parent_state", "=", "posted"),
-                ("company_id", "=", self.company_id.id),
-            ]
-        )
-        credit = -sum(lines.mapped("balance"))
-        return not self.currency_id.compare_amounts(
-            credit, self.balance + self.unposted_consumption
-        )
-
     def _spendable(self):
         """What this wallet can pay in its currency: the balance rounded down to
         the cent, so that a payment never takes more than the exact balance."""
