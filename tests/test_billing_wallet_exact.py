@@ -87,7 +87,7 @@ class TestBillingWalletExact(BillingRecurringCommon):
 
         def fail_for_other(wallet, amounts, booked):
             if wallet == failing:
-                raise UserError("no income account for this test")
+                raise UserError(wallet.env._("no income account for this test"))
             return consumption_lines(wallet, amounts, booked)
 
         with (
