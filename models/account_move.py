@@ -258,11 +258,14 @@ class AccountMove(models.Model):
     def _post(self, soft=True):
         # Refused before anything is posted when the wallet no longer holds the
         # credit a refunded top-up granted.
-        refunds = self.filtered(lambda move: move.move_type == "out_refund")
         Wallet = self.env["billing.wallet"]
-        Wallet._topup_refunds(refunds)
+        refunds = Wallet._topup_refunds(
+            self.filtered(lambda move: move.move_type == "out_refund")
+        )
         posted = super()._post(soft=soft)
-        Wallet._take_back_topup_refunds(posted & refunds)
+        Wallet._take_back_topup_refunds(
+            {refund: vals for refund, vals in refunds.items() if refund in posted}
+        )
         topups = posted.filtered("billing_is_topup")
         now = fields.Datetime.now()
         for move in topups:

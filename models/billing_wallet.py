@@ -351,15 +351,15 @@ class BillingWallet(models.Model):
         self.env["billing.charge"].invalidate_model(["wallet_move_id"])
         self.env["res.partner"].invalidate_model(["billing_balance"])
 
-    def _post_consumption(self, skip_locked=False):
+    def _post_consumption(self):
         """Book the prepaid usage debited from these wallets and not yet posted:
         one journal entry per wallet, from the wallet account to the services'
         income accounts, of the consumption not yet posted rounded to the
         currency; the remainder is carried to the next posting. A wallet whose
         rounded consumption is zero waits for more. The entries of all these
-        wallets are created and posted together, their wallets locked meanwhile.
-        With ``skip_locked``, a wallet another transaction holds is left for the
-        next posting. Returns the wallets posted."""
+        wallets are created and posted together, their wallets locked meanwhile;
+        a wallet another transaction holds (an ingest call) is left for the next
+        posting. Returns the wallets posted."""
         cr = self.env.cr
         posted = self.browse()
         if not self:
@@ -367,9 +367,8 @@ class BillingWallet(models.Model):
         cr.execute(
             SQL(
                 "SELECT id, unposted_consumption FROM billing_wallet"
-                " WHERE id = ANY(%s) ORDER BY id FOR UPDATE%s",
+                " WHERE id = ANY(%s) ORDER BY id FOR UPDATE SKIP LOCKED",
                 self.ids,
-                SQL(" SKIP LOCKED") if skip_locked else SQL(),
             )
         )
         unposted = dict(cr.fetchall())
@@ -669,10 +668,11 @@ class BillingWallet(models.Model):
 
     @api.model
     def _take_back_topup_refunds(self, refunds):
-        """Take back from the wallets the credit the posted credit notes
-        ``refunds`` refund (see ``_topup_refunds``): one ``refund`` movement and
-        one journal entry per credit note, the reverse of the top-up's."""
-        for refund, vals in self._topup_refunds(refunds).items():
+        """Take back from the wallets, still locked, the credit the posted credit
+        notes refund: ``refunds`` as ``_topup_refunds`` gave them before they were
+        posted. One ``refund`` movement and one journal entry per credit note,
+        the reverse of the top-up's."""
+        for refund, vals in refunds.items():
             company = refund.company_id
             wallet, take, refunded = vals["wallet"], vals["take"], vals["refunded"]
             label = self.env._(
@@ -718,7 +718,7 @@ class BillingWallet(models.Model):
     @api.model
     def _cron_post_consumption(self, batch_size=20):
         """Scheduled action: book the prepaid usage not yet posted (see
-        ``_post_consumption_run``), each wallet committed on its own."""
+        ``_post_consumption_run``), each batch of wallets committed on its own."""
         return self._post_consumption_run(batch_size=batch_size, auto_commit=True)
 
     @api.model
@@ -742,14 +742,14 @@ class BillingWallet(models.Model):
         does not hold the others up. Returns the wallets posted."""
         try:
             with self.env.cr.savepoint():
-                return self._post_consumption(skip_locked=True)
+                return self._post_consumption()
         except (UserError, errors.SerializationFailure) as error:
             _logger.info("Consumption batch not posted (%s); one by one", error)
         posted = self.browse()
         for wallet in self:
             try:
                 with self.env.cr.savepoint():
-                    if wallet._post_consumption(skip_locked=True):
+                    if wallet._post_consumption():
                         posted |= wallet
             except UserError as error:
                 _logger.warning(
