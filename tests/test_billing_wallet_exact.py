@@ -1,8 +1,8 @@
 from unittest.mock import patch
 
 from odoo import Command
-from odoo.exceptions import UserError
-from odoo.tests import Form, tagged
+from odoo.exceptions import AccessError, UserError
+from odoo.tests import Form, new_test_user, tagged
 
 from .recurring_common import BillingRecurringCommon
 
@@ -413,6 +413,18 @@ class TestBillingWalletExact(BillingRecurringCommon):
         settings.billing_price_digits = 9
         with self.assertRaisesRegex(Exception, "Price Decimals must be between 2"):
             settings.save().execute()
+        # A settings administrator without the Billing Administrator role.
+        admin = new_test_user(
+            self.env,
+            login="settings_admin",
+            groups="base.group_system",
+            company_id=self.company.id,
+            company_ids=[Command.set(self.company.ids)],
+        )
+        settings = self.env["res.config.settings"].with_user(admin).create({})
+        settings.billing_price_digits = 3
+        with self.assertRaisesRegex(AccessError, "Only Billing Administrators"):
+            settings.execute()
 
     def test_caller_that_wrote_keeps_its_transaction(self):
         """An integration's call, whose transaction has written nothing, is

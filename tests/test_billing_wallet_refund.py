@@ -1,5 +1,6 @@
-from odoo.exceptions import UserError
-from odoo.tests import tagged
+from odoo import Command
+from odoo.exceptions import AccessError, UserError
+from odoo.tests import new_test_user, tagged
 
 from .wallet_common import BillingWalletCommon
 
@@ -130,3 +131,22 @@ class TestBillingWalletRefund(BillingWalletCommon):
         self.assertFalse(self._refund_moves(refund))
         self.customer.invalidate_recordset()
         self.assertEqual(self.customer.billing_balance, 50.0)
+
+    def test_accountant_without_billing_rights_refunds_a_package(self):
+        """Credit notes are an accountant's work: one without any Billing role
+        posts it, the credit is taken back, and the wallets stay out of reach."""
+        accountant = new_test_user(
+            self.env,
+            login="refund_accountant",
+            groups="account.group_account_invoice",
+            company_id=self.company.id,
+            company_ids=[Command.set(self.company.ids)],
+        )
+        invoice = self._paid_package()
+        refund = self._credit_note(invoice, price_unit=50.0, post=False)
+        refund.with_user(accountant).action_post()
+        self.assertEqual(self._refund_moves(refund).amount, -75.0)
+        self.assertAlmostEqual(self._wallet().balance, 75.0, places=6)
+        self.assertBooksMatchWallet()
+        with self.assertRaises(AccessError):
+            self.env["billing.wallet"].with_user(accountant).search([])
