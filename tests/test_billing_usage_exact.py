@@ -112,8 +112,7 @@ class BillingUsageExactCommon(BillingRecurringCommon):
     def _line(self, invoice, product, included=False):
         """The usage line (or, ``included``, the allowance line) of ``product``."""
         lines = invoice.invoice_line_ids.filtered(
-            lambda line: line.product_id == product
-            and (line.quantity < 0) == included
+            lambda line: line.product_id == product and (line.quantity < 0) == included
         )
         self.assertEqual(len(lines), 1, lines.mapped("name"))
         return lines
@@ -167,9 +166,7 @@ class TestBillingUsageExactRecurring(BillingUsageExactCommon):
         self._usage(
             self.postpaid, self.data, "2026-10-03", quantity=2.5, price_unit=10.0
         )
-        self._usage(
-            self.postpaid, self.sms, "2026-10-03", price_unit=0.0075, count=200
-        )
+        self._usage(self.postpaid, self.sms, "2026-10-03", price_unit=0.0075, count=200)
         self._run()
         invoice = self._invoices(schedule)
         data = self._line(invoice, self.data)
@@ -254,9 +251,7 @@ class TestBillingUsageExactRecurring(BillingUsageExactCommon):
                 Command.create({"product_id": self.sms.id, "quantity": 1000})
             ],
         )
-        self._usage(
-            self.postpaid, self.sms, "2026-10-03", price_unit=0.045, count=1000
-        )
+        self._usage(self.postpaid, self.sms, "2026-10-03", price_unit=0.045, count=1000)
         run = self._run()
         self.assertEqual(run.state, "done", run.failure_ids.mapped("error"))
         invoice = self._invoices(schedule)
