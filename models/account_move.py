@@ -467,8 +467,10 @@ class AccountMove(models.Model):
         """The usage records and charges this invoice bills, per service, oldest
         first: a list of dicts with ``product`` (product.product), ``charges``
         (billing.charge), ``quantity``, ``amount`` (sum of the charges at usage
-        precision) and ``invoiced`` (the invoice's usage lines of that service,
-        which equal the charges' sum rounded to the currency)."""
+        precision), ``invoiced`` (what the invoice's usage lines of that service
+        bill, on the basis of their unit prices as the charges are: the
+        charges' sum rounded to the currency) and ``taxes_included`` (whether
+        those prices include taxes, see ``billing.charge._usage_lines_invoiced``)."""
         self.ensure_one()
         self.check_access("read")
         # sudo: what an invoice bills is part of the invoice; whoever may read the
@@ -484,15 +486,17 @@ class AccountMove(models.Model):
         )
         history = []
         for product, product_charges in charges.grouped("product_id").items():
+            invoiced, taxes_included = charges._usage_lines_invoiced(
+                product_charges.invoice_line_id
+            )
             history.append(
                 {
                     "product": product,
                     "charges": product_charges,
                     "quantity": sum(product_charges.mapped("quantity")),
                     "amount": sum(product_charges.mapped("amount")),
-                    "invoiced": sum(
-                        product_charges.invoice_line_id.mapped("price_subtotal")
-                    ),
+                    "invoiced": invoiced,
+                    "taxes_included": taxes_included,
                 }
             )
         return history

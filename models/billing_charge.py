@@ -2,10 +2,12 @@ import math
 import uuid
 from collections import defaultdict
 from datetime import date, datetime
+from decimal import Decimal
 
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
-from odoo.tools import SQL, float_round
+from odoo.tools import SQL, float_compare, float_round
+from odoo.tools.misc import formatLang
 
 CHARGE_STATES = [
     ("pending", "Pending"),
@@ -26,6 +28,15 @@ CONSUMPTION_POSTING_BATCH = 1000
 def _micro(amount):
     """``amount`` in millionths, as an integer: exact sums of usage amounts."""
     return round(amount * MICRO)
+
+
+def _exact_product(quantity, price):
+    """``quantity`` times ``price``, both at usage precision, computed exactly
+    (in decimal) and returned as a float, for one rounding to the currency."""
+    return float(
+        Decimal(repr(float_round(quantity, USAGE_DIGITS)))
+        * Decimal(repr(float_round(price, USAGE_DIGITS)))
+    )
 
 
 class BillingCharge(models.Model):
@@ -127,44 +138,119 @@ class BillingCharge(models.Model):
         ``(product_id, price_unit, quantity, amount, charge ids)``: one usage line
         per group, followed by a negative line for what ``allowances``
         ({product_id: quantity}, consumed as it goes) include. Returns the line
-        values and, per usage line position, the ids of the charges it bills."""
+        values and, per usage line position, the ids of the charges it bills.
+
+        A usage line bills exactly the sum of its charges rounded once to
+        ``currency``; an allowance line credits exactly what it includes at the
+        group's unit price, rounded once (all of the usage line when it
+        includes all of it). Both are on the basis of the unit price, taxes
+        included where the price includes them. See ``_prepare_amount_line_vals``
+        for quantities and prices finer than invoice lines keep."""
         allowances = allowances if allowances is not None else {}
         products = self.env["product.product"].browse({g[0] for g in groups})
-        price_digits = self.env["decimal.precision"].precision_get("Product Price")
         lines, line_charges = [], []
         for product_id, price, quantity, amount, ids in groups:
             product = products.browse(product_id)
             label = f"{product.display_name} ({period_label})"
-            if float_round(price, price_digits) == price:
-                usage = {"quantity": quantity, "price_unit": price}
-            else:
-                # A unit price finer than prices are kept: bill the exact total.
-                usage = {
-                    "quantity": 1.0,
-                    "price_unit": currency.round(amount),
-                    "name": self.env._(
-                        "%(label)s: %(quantity)s at %(price)s",
-                        label=label,
-                        quantity=quantity,
-                        price=price,
+            billed = currency.round(amount)
+            line_charges.append((len(lines), ids))
+            lines.append(
+                {
+                    "product_id": product_id,
+                    **self._prepare_amount_line_vals(
+                        label, product, quantity, price, billed, currency
                     ),
                 }
-            line_charges.append((len(lines), ids))
-            lines.append({"product_id": product_id, "name": label, **usage})
+            )
             included = min(allowances.get(product_id, 0.0), quantity)
             if included > 0:
                 allowances[product_id] -= included
+                if float_compare(included, quantity, precision_digits=USAGE_DIGITS):
+                    credit = currency.round(_exact_product(included, price))
+                else:
+                    credit = billed  # all of it is included
                 lines.append(
                     {
                         "product_id": product_id,
-                        "name": self.env._(
-                            "Included in your plan: %(label)s", label=label
+                        **self._prepare_amount_line_vals(
+                            self.env._("Included in your plan: %(label)s", label=label),
+                            product,
+                            -included,
+                            price,
+                            -credit,
+                            currency,
                         ),
-                        "quantity": -included,
-                        "price_unit": price,
                     }
                 )
         return lines, line_charges
+
+    @api.model
+    def _prepare_amount_line_vals(
+        self, name, product, quantity, price, total, currency
+    ):
+        """``name``, ``quantity`` and ``price_unit`` of an invoice line billing
+        ``total`` (rounded to ``currency``) for ``quantity`` of ``product`` at
+        ``price``. The line shows that quantity and price when it keeps them
+        as they are (*Product Unit of Measure* and *Product Price* precisions)
+        and their product is ``total``; otherwise it bills ``total`` as one
+        unit (minus one for a credit) and its name says what it is, quantity
+        and price at usage precision."""
+        Precision = self.env["decimal.precision"]
+        quantity_digits = Precision.precision_get("Product Unit of Measure")
+        price_digits = Precision.precision_get("Product Price")
+        if (
+            not float_compare(
+                float_round(quantity, quantity_digits),
+                quantity,
+                precision_digits=USAGE_DIGITS,
+            )
+            and not float_compare(
+                float_round(price, price_digits), price, precision_digits=USAGE_DIGITS
+            )
+            and not currency.compare_amounts(quantity * price, total)
+        ):
+            return {"name": name, "quantity": quantity, "price_unit": price}
+        return {
+            "name": self.env._(
+                "%(label)s: %(quantity)s %(uom)s at %(price)s",
+                label=name,
+                quantity=self._format_usage_quantity(abs(quantity)),
+                uom=product.uom_id.name,
+                price=self.env["billing.wallet"]._format_amount_exact(price, currency),
+            ),
+            "quantity": -1.0 if quantity < 0 else 1.0,
+            "price_unit": abs(total),
+        }
+
+    @api.model
+    def _format_usage_quantity(self, quantity):
+        """``quantity`` with the decimals it has, up to the usage precision, in
+        the user's language: 1000 as 1,000, 1.4624 as 1.4624."""
+        exact = float_round(quantity, USAGE_DIGITS)
+        decimals = len(f"{exact:.{USAGE_DIGITS}f}".rstrip("0").partition(".")[2])
+        return formatLang(self.env, exact, digits=decimals)
+
+    @api.model
+    def _usage_lines_invoiced(self, lines):
+        """What the usage ``lines`` bill on the basis their charges are priced
+        on, their unit price: ``(amount, taxes_included)``. A line whose price
+        includes its taxes counts taxes included (and ``taxes_included`` is
+        then True), the others before taxes."""
+        amount, taxes_included = 0.0, False
+        for line in lines:
+            taxes = line.tax_ids.flatten_taxes_hierarchy()
+            included = taxes.filtered("price_include")
+            if not included:
+                amount += line.price_subtotal
+            elif included == taxes:
+                amount += line.price_total
+            else:
+                # Some taxes in the price, others added to it: the price's own.
+                amount += line.currency_id.round(
+                    line.quantity * line.price_unit * (1 - line.discount / 100.0)
+                )
+            taxes_included = taxes_included or bool(included)
+        return amount, taxes_included
 
     def _link_invoice_lines(self, charge_ids, line_ids):
         """Mark the pending charges ``charge_ids`` invoiced by the invoice lines

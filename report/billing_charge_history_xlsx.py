@@ -8,8 +8,10 @@ from odoo.tools.misc import format_date
 class BillingChargeHistoryXlsx(models.AbstractModel):
     """The charge history of an invoice as an Excel sheet: every usage record
     and charge it bills, one block per service with its subtotal and the
-    amount of the invoice's usage lines of that service, then the grand totals
-    (the grand total invoiced is the sum of the invoice's usage lines)."""
+    amount of the invoice's usage lines of that service (on the basis of their
+    unit prices, as the charges: taxes included where the prices include
+    them), then the grand totals (the grand total invoiced is the sum of the
+    invoice's usage lines)."""
 
     _name = "billing.charge.history.xlsx"
     _inherit = "billing.xlsx.report"
@@ -136,15 +138,17 @@ class BillingChargeHistoryXlsx(models.AbstractModel):
             total_amount += amount
             # What the invoice's usage lines of the service bill.
             row += 1
-            sheet.write_string(
-                row,
-                0,
-                self.env._(
-                    "Invoiced %(service)s (usage lines)",
+            if block["taxes_included"]:
+                invoiced_label = self.env._(
+                    "Invoiced %(service)s (usage lines, taxes included)",
                     service=block["product"].display_name,
-                ),
-                formats["text"],
-            )
+                )
+            else:
+                invoiced_label = self.env._(
+                    "Invoiced %(service)s (usage lines, before taxes)",
+                    service=block["product"].display_name,
+                )
+            sheet.write_string(row, 0, invoiced_label, formats["text"])
             sheet.write_number(row, amount_col, block["invoiced"], invoice_money)
             invoiced_cells.append(xl_rowcol_to_cell(row, amount_col))
             total_invoiced += block["invoiced"]
@@ -171,7 +175,7 @@ class BillingChargeHistoryXlsx(models.AbstractModel):
                     ),
                 ),
                 (
-                    self.env._("Total invoiced (usage lines)"),
+                    self._total_invoiced_label(history),
                     invoiced_cells,
                     invoice.currency_id.round(total_invoiced),
                     self._money_format(
@@ -181,6 +185,18 @@ class BillingChargeHistoryXlsx(models.AbstractModel):
             ],
         )
         sheet.freeze_panes(self._header_row + 1, 0)
+
+    def _total_invoiced_label(self, history):
+        """Label of the total the usage lines bill, saying on which basis."""
+        included = [block["taxes_included"] for block in history]
+        if included and all(included):
+            return self.env._("Total invoiced (usage lines, taxes included)")
+        if any(included):
+            return self.env._(
+                "Total invoiced (usage lines, taxes included where the prices "
+                "include them)"
+            )
+        return self.env._("Total invoiced (usage lines, before taxes)")
 
     def _write_title(self, sheet, formats, invoice):
         sheet.write_string(

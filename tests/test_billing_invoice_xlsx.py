@@ -463,7 +463,10 @@ class TestBillingInvoiceXlsx(BillingInvoiceXlsxCommon):
                 block["subtotal"] = row
             elif isinstance(label, str) and label.startswith("Invoiced "):
                 block["invoiced"] = row[5]
-            elif label in ("Total of the charges", "Total invoiced (usage lines)"):
+            elif label in (
+                "Total of the charges",
+                "Total invoiced (usage lines, before taxes)",
+            ):
                 grand[label] = row[5]
             elif label:
                 block = {"service": label, "charges": [], "charge_rows": []}
@@ -498,7 +501,9 @@ class TestBillingInvoiceXlsx(BillingInvoiceXlsxCommon):
         self.assertAlmostEqual(sms["subtotal"][5], 1.9, places=6)
         self.assertAlmostEqual(sms["invoiced"], 1.9, places=2)
         self.assertAlmostEqual(blocks[1]["subtotal"][3], 12.5)
-        self.assertAlmostEqual(grand["Total invoiced (usage lines)"], usage_total, 2)
+        self.assertAlmostEqual(
+            grand["Total invoiced (usage lines, before taxes)"], usage_total, 2
+        )
         self.assertAlmostEqual(grand["Total of the charges"], usage_total, 6)
         # Charge rows: dates, and amounts in the currency at usage precision.
         first_sms = sms["charge_rows"][0] + 1
@@ -713,7 +718,9 @@ class TestBillingInvoiceXlsxDownload(BillingInvoiceXlsxCommon, HttpCase):
                 login,
             )
             total = next(
-                row for row in rows if row[0] == "Total invoiced (usage lines)"
+                row
+                for row in rows
+                if row[0] == "Total invoiced (usage lines, before taxes)"
             )
             self.assertAlmostEqual(total[5], 1.5 + 0.4 + 1.25, places=2)
         self.assertNotFound(self._get(url, "xlsx_other_portal"))

@@ -60,7 +60,12 @@ class BillingInvoiceCreate(models.TransientModel):
         string="Usage Record Count", compute="_compute_charge_totals"
     )
     charge_amount = fields.Monetary(
-        string="Usage Total", compute="_compute_charge_totals"
+        string="Usage Total",
+        compute="_compute_charge_totals",
+        help="What the usage lines of the invoice bill, at the unit prices of the "
+        "usage records (taxes included where the prices include them): the "
+        "records of each service and unit price summed at usage precision, "
+        "rounded once to the currency.",
     )
     service_ids = fields.One2many(
         comodel_name="billing.invoice.create.service",
@@ -99,8 +104,10 @@ class BillingInvoiceCreate(models.TransientModel):
         for wizard in self:
             wizard.fetched = bool(wizard.charge_ids)
             wizard.charge_count = len(wizard.charge_ids)
-            wizard.charge_amount = wizard.currency_id.round(
-                sum(wizard.charge_ids.mapped("amount"))
+            # What the usage lines bill: each rounds the sum of its charges once.
+            wizard.charge_amount = sum(
+                wizard.currency_id.round(amount)
+                for _product, _price, _quantity, amount, _ids in wizard._charge_groups()
             )
 
     @api.depends(
@@ -171,26 +178,27 @@ class BillingInvoiceCreate(models.TransientModel):
                     end=fields.Date.to_string(self.date_to),
                 )
             )
-        services = []
-        for product, product_charges in charges.grouped("product_id").items():
-            services.append(
-                fields.Command.create(
-                    {
-                        "product_id": product.id,
-                        "charge_count": len(product_charges),
-                        "quantity": sum(product_charges.mapped("quantity")),
-                        "amount": self.currency_id.round(
-                            sum(product_charges.mapped("amount"))
-                        ),
-                    }
-                )
+        self.charge_ids = [fields.Command.set(charges.ids)]
+        # Per service, what its usage lines bill: each rounds the sum of its
+        # charges (one unit price) once.
+        services = {}
+        for product_id, _price, quantity, amount, ids in self._charge_groups():
+            service = services.setdefault(
+                product_id,
+                {
+                    "product_id": product_id,
+                    "charge_count": 0,
+                    "quantity": 0.0,
+                    "amount": 0.0,
+                },
             )
-        self.write(
-            {
-                "charge_ids": [fields.Command.set(charges.ids)],
-                "service_ids": [fields.Command.clear(), *services],
-            }
-        )
+            service["charge_count"] += len(ids)
+            service["quantity"] += quantity
+            service["amount"] += self.currency_id.round(amount)
+        self.service_ids = [
+            fields.Command.clear(),
+            *(fields.Command.create(vals) for vals in services.values()),
+        ]
         return self._reopen()
 
     def action_create_invoice(self):
