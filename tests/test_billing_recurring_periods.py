@@ -1,4 +1,5 @@
 import calendar
+import itertools
 from datetime import date, timedelta
 
 from dateutil.relativedelta import relativedelta
@@ -58,7 +59,7 @@ class TestBillingRecurringPeriods(BillingRecurringCommon):
                 problems.append(f"{label}: period {period} does not end the day before")
             if period["start"] > period["end"]:
                 problems.append(f"{label}: period {period} is empty")
-        for previous, following in zip(periods, periods[1:], strict=False):
+        for previous, following in itertools.pairwise(periods):
             if following["start"] != previous["end"] + timedelta(days=1):
                 problems.append(
                     f"{label}: period from {following['start']} does not follow the "
