@@ -709,6 +709,8 @@ class BillingRecurring(models.Model):
         # sudo: the run record is the log of this run, written whoever started it.
         Run = self.env["billing.run"].sudo()
         runs = Run
+        # A run killed before its end is still "running": close it, as it was.
+        Run._close_interrupted()
         companies = self.search(
             [("state", "=", "running"), ("next_date", "<=", today)]
         ).company_id
@@ -719,6 +721,7 @@ class BillingRecurring(models.Model):
             runs |= run
             if auto_commit:
                 self.env.cr.commit()  # pylint: disable=invalid-commit  # run visible while it works
+            run._lock()
             self.with_company(company)._billing_run_company(
                 run, today, batch_size, auto_commit
             )
@@ -793,6 +796,7 @@ class BillingRecurring(models.Model):
                 self.env.cr.commit()  # pylint: disable=invalid-commit  # batch boundary
                 # Memory stays that of one batch, however many customers.
                 self.env.invalidate_all()
+                run._lock()  # the commit released it: this run is still alive
 
     def _billing_process_batch(self, today):
         """Invoice these schedules; on an error, again one customer at a time, each

@@ -1,10 +1,13 @@
 import calendar
 import itertools
 from datetime import date, timedelta
+from unittest.mock import patch
 
 from dateutil.relativedelta import relativedelta
 
-from odoo.tests import tagged
+from odoo import SUPERUSER_ID, Command, api
+from odoo.exceptions import UserError
+from odoo.tests import Form, tagged
 
 from .recurring_common import BillingRecurringCommon
 
@@ -199,3 +202,239 @@ class TestBillingRecurringPeriods(BillingRecurringCommon):
         self.assertEqual(february.billing_period_start, date(2026, 1, 15))
         self.assertEqual(february.billing_period_end, date(2026, 2, 27))
         self.assertEqual(schedule.next_date, date(2026, 3, 31))
+
+
+@tagged("post_install", "-at_install")
+class TestBillingRecurringInvoiceUndone(BillingRecurringCommon):
+    """The usage of a deleted or cancelled invoice goes back to pending and is
+    billed again, once; a credit note says what it credits."""
+
+    def _invoices(self, schedule):
+        return self.env["account.move"].search(
+            [("billing_recurring_id", "=", schedule.id)], order="invoice_date"
+        )
+
+    def _charges(self, partner=None):
+        return self.env["billing.charge"].search(
+            [("partner_id", "=", (partner or self.postpaid).id)]
+        )
+
+    def test_deleted_draft_invoice_charges_billed_on_next_invoice(self):
+        schedule = self._schedule()
+        self._usage(self.postpaid, self.sms, "2026-10-03", count=3)
+        self._run()
+        self._invoices(schedule).unlink()
+        charges = self._charges()
+        self.assertEqual(set(charges.mapped("state")), {"pending"})
+        self.assertFalse(charges.invoice_line_id)
+        self.assertEqual(schedule.next_date, date(2026, 12, 1))
+        self._usage(self.postpaid, self.sms, "2026-11-10", count=2)
+        run = self._run(today=date(2026, 12, 2))
+        december = self._invoices(schedule)
+        self.assertEqual(len(december), 1)
+        self.assertEqual(december.billing_period_start, date(2026, 11, 1))
+        self.assertEqual(sum(december.invoice_line_ids.mapped("quantity")), 5)
+        self.assertChargesMatchUsageLines(december)
+        self.assertEqual(run.charge_count, 5)
+        self.assertEqual(self._charges().invoice_line_id.move_id, december)
+
+    def test_deleted_invoice_charges_billed_by_create_invoice(self):
+        schedule = self._schedule()
+        self._usage(self.postpaid, self.sms, "2026-10-03", count=3)
+        self._run()
+        self._invoices(schedule).unlink()
+        form = Form(self.env["billing.invoice.create"])
+        form.customer_type = "postpaid"
+        form.partner_id = self.postpaid
+        form.date_from = date(2026, 10, 1)
+        form.date_to = date(2026, 10, 31)
+        wizard = form.save()
+        wizard.action_fetch_charges()
+        self.assertEqual(wizard.charge_count, 3)
+        invoice = self.env["account.move"].browse(
+            wizard.action_create_invoice()["res_id"]
+        )
+        self.assertChargesMatchUsageLines(invoice)
+        self.assertEqual(self._charges().invoice_line_id.move_id, invoice)
+
+    def test_deleted_usage_line_of_draft_puts_its_charges_back(self):
+        schedule = self._schedule()
+        self._usage(self.postpaid, self.sms, "2026-10-03", count=2)
+        self._usage(self.postpaid, self.minutes, "2026-10-04")
+        self._run()
+        invoice = self._invoices(schedule)
+        sms_line = invoice.invoice_line_ids.filtered(
+            lambda line: line.product_id == self.sms
+        )
+        invoice.write({"invoice_line_ids": [Command.delete(sms_line.id)]})
+        charges = self._charges()
+        sms = charges.filtered(lambda charge: charge.product_id == self.sms)
+        self.assertEqual(set(sms.mapped("state")), {"pending"})
+        self.assertFalse(sms.invoice_line_id)
+        self.assertEqual((charges - sms).state, "invoiced")
+        self.assertChargesMatchUsageLines(invoice)
+
+    def test_cancelled_invoice_charges_billed_on_next_invoice(self):
+        schedule = self._schedule(generation_mode="confirm")
+        self._usage(self.postpaid, self.sms, "2026-10-03", count=3)
+        self._run()
+        invoice = self._invoices(schedule)
+        self.assertEqual(invoice.state, "posted")
+        invoice.button_cancel()
+        charges = self._charges()
+        self.assertEqual(set(charges.mapped("state")), {"pending"})
+        self.assertFalse(charges.invoice_line_id)
+        self.assertEqual(invoice.billing_charge_count, 0)
+        self.assertEqual(charges.cancelled_line_id.move_id, invoice)
+        self.assertIn(
+            "3 usage records billed by this invoice are pending again",
+            invoice.message_ids[:1].body,
+        )
+        self._usage(self.postpaid, self.sms, "2026-11-10", count=2)
+        self._run(today=date(2026, 12, 2))
+        december = self._invoices(schedule) - invoice
+        self.assertEqual(sum(december.invoice_line_ids.mapped("quantity")), 5)
+        self.assertChargesMatchUsageLines(december)
+        self.assertEqual(self._charges().invoice_line_id.move_id, december)
+
+    def test_cancelled_invoice_reset_to_draft_bills_its_charges_again(self):
+        schedule = self._schedule(generation_mode="confirm")
+        self._usage(self.postpaid, self.sms, "2026-10-03", count=3)
+        self._run()
+        invoice = self._invoices(schedule)
+        invoice.button_cancel()
+        invoice.button_draft()
+        self.assertEqual(invoice.state, "draft")
+        charges = self._charges()
+        self.assertEqual(set(charges.mapped("state")), {"invoiced"})
+        self.assertEqual(charges.invoice_line_id.move_id, invoice)
+        self.assertFalse(charges.cancelled_line_id)
+        self.assertChargesMatchUsageLines(invoice)
+        # Not billed a second time by the next invoice.
+        self._usage(self.postpaid, self.sms, "2026-11-10", count=2)
+        run = self._run(today=date(2026, 12, 2))
+        self.assertEqual(run.charge_count, 2)
+        october = self._charges().filtered(lambda charge: charge.date.month == 10)
+        self.assertEqual(october, charges)
+        self.assertEqual(october.invoice_line_id.move_id, invoice)
+
+    def test_cancelled_invoice_reset_refused_once_its_charges_billed_again(self):
+        schedule = self._schedule(generation_mode="confirm")
+        self._usage(self.postpaid, self.sms, "2026-10-03", count=3)
+        self._run()
+        invoice = self._invoices(schedule)
+        invoice.button_cancel()
+        self._run(today=date(2026, 12, 2))
+        december = self._invoices(schedule) - invoice
+        self.assertChargesMatchUsageLines(december)
+        with self.assertRaisesRegex(UserError, "cannot be reset to draft") as error:
+            invoice.button_draft()
+        self.assertIn(december.name, str(error.exception))
+        self.assertEqual(invoice.state, "cancel")
+        self.assertEqual(self._charges().invoice_line_id.move_id, december)
+
+    def test_credit_note_of_usage_invoice_names_what_it_credits(self):
+        schedule = self._schedule(
+            generation_mode="confirm",
+            line_ids=[
+                Command.create(
+                    {"product_id": self.plan.id, "quantity": 1, "price_unit": 20.0}
+                )
+            ],
+        )
+        self._usage(self.postpaid, self.sms, "2026-10-03", count=3)
+        self._run()
+        invoice = self._invoices(schedule)
+        manual = self._invoice([(self.service, 1, 10.0)], partner=self.postpaid)
+        for move in invoice | manual:
+            move.invalidate_recordset()
+        reversal = (
+            self.env["account.move.reversal"]
+            .with_context(active_model="account.move", active_ids=invoice.ids)
+            .create({"reason": "Disputed", "journal_id": invoice.journal_id.id})
+        )
+        credit = self.env["account.move"].browse(reversal.refund_moves()["res_id"])
+        self.assertEqual(credit.move_type, "out_refund")
+        self.assertCountEqual(
+            credit.invoice_line_ids.mapped("name"),
+            [
+                f"Credit of {invoice.name}: {name}"
+                for name in (invoice.invoice_line_ids.mapped("name"))
+            ],
+        )
+        self.assertIn("2026-10-01 to 2026-10-31", credit.invoice_line_ids[0].name)
+        # The usage was billed: its charges stay on the invoice.
+        self.assertEqual(self._charges().invoice_line_id.move_id, invoice)
+        self.assertEqual(set(self._charges().mapped("state")), {"invoiced"})
+        manual_credit = manual._reverse_moves()
+        self.assertEqual(
+            manual_credit.invoice_line_ids.mapped("name"),
+            manual.invoice_line_ids.mapped("name"),
+        )
+
+
+@tagged("post_install", "-at_install")
+class TestBillingRunInterrupted(BillingRecurringCommon):
+    """A run whose process is gone is closed as interrupted by the next run."""
+
+    def test_killed_run_closed_as_interrupted_by_the_next(self):
+        schedules = self.env["billing.recurring"]
+        for index in range(3):
+            partner = self._postpaid_customer(f"Batch Customer {index}")
+            schedules |= self._schedule(partner)
+            self._usage(partner, self.sms, "2026-10-03", count=2)
+        original = type(schedules)._billing_invoice_due
+        calls = []
+
+        def crash_on_second_batch(records, today):
+            calls.append(records.ids)
+            if len(calls) == 2:
+                raise RuntimeError("worker killed")
+            return original(records, today)
+
+        with patch.object(
+            type(schedules), "_billing_invoice_due", crash_on_second_batch
+        ):
+            interrupted = None
+            try:
+                self._run(batch_size=1)
+            except RuntimeError as error:
+                interrupted = str(error)
+        self.assertEqual(interrupted, "worker killed")
+        killed = self.env["billing.run"].search([], order="id desc", limit=1)
+        self.assertEqual(killed.state, "running")
+        run = self._run(batch_size=1)
+        self.assertEqual(killed.state, "interrupted")
+        self.assertEqual(killed.invoice_count, 1, "the figures it had committed")
+        self.assertEqual(killed.charge_count, 2)
+        self.assertTrue(killed.date_end)
+        self.assertEqual(run.state, "done")
+        self.assertEqual(run.invoice_count, 2)
+        for schedule in schedules:
+            self.assertEqual(schedule.next_date, date(2026, 12, 1))
+
+    def test_live_run_is_not_closed(self):
+        """A run whose process still works holds its row: only once that
+        process is gone does the next run close it."""
+        with self.registry.cursor() as live_cr:
+            live = api.Environment(live_cr, SUPERUSER_ID, {})["billing.run"].create(
+                {"trigger": "cron"}
+            )
+            live_cr.commit()
+            run_id = live.id
+            try:
+                live._lock()
+                with self.registry.cursor() as other_cr:
+                    other = api.Environment(other_cr, SUPERUSER_ID, {})["billing.run"]
+                    self.assertNotIn(run_id, other._close_interrupted().ids)
+                    other_cr.rollback()
+                live_cr.rollback()  # the process is gone, its lock with it
+                with self.registry.cursor() as next_cr:
+                    Run = api.Environment(next_cr, SUPERUSER_ID, {})["billing.run"]
+                    self.assertIn(run_id, Run._close_interrupted().ids)
+                    self.assertEqual(Run.browse(run_id).state, "interrupted")
+                    next_cr.rollback()
+            finally:
+                live_cr.rollback()
+                live_cr.execute("DELETE FROM billing_run WHERE id = %s", [run_id])
+                live_cr.commit()
