@@ -1,4 +1,5 @@
 import calendar
+import importlib.util
 import itertools
 from datetime import date, timedelta
 from unittest.mock import patch
@@ -8,6 +9,7 @@ from dateutil.relativedelta import relativedelta
 from odoo import SUPERUSER_ID, Command, api
 from odoo.exceptions import UserError
 from odoo.tests import Form, tagged
+from odoo.tools.misc import file_path
 
 from .recurring_common import BillingRecurringCommon
 
@@ -371,6 +373,48 @@ class TestBillingRecurringInvoiceUndone(BillingRecurringCommon):
             manual_credit.invoice_line_ids.mapped("name"),
             manual.invoice_line_ids.mapped("name"),
         )
+
+    def test_migration_puts_usage_of_undone_invoices_back_to_pending(self):
+        """Databases where deleting or cancelling an invoice left its charges
+        invoiced by nothing: the upgrade puts them back to pending."""
+        schedule = self._schedule(generation_mode="confirm")
+        other = self._postpaid_customer("Other One")
+        other_schedule = self._schedule(other, generation_mode="confirm")
+        self._usage(self.postpaid, self.sms, "2026-10-03", count=2)
+        self._usage(other, self.sms, "2026-10-03", count=3)
+        self._run()
+        invoice, other_invoice = (
+            self._invoices(schedule),
+            self._invoices(other_schedule),
+        )
+        self.env.flush_all()
+        # As the previous version left them: one invoice's lines gone, the other
+        # invoice cancelled with its charges still on it.
+        self.env.cr.execute(
+            "UPDATE billing_charge SET invoice_line_id = NULL WHERE partner_id = %s",
+            [self.postpaid.id],
+        )
+        self.env.cr.execute(
+            "UPDATE account_move SET state = 'cancel' WHERE id = %s",
+            [other_invoice.id],
+        )
+        self.env.invalidate_all()
+        path = file_path(
+            "prepaid_postpaid_billing/migrations/18.0.1.3.0/post-migrate.py"
+        )
+        spec = importlib.util.spec_from_file_location("billing_migration", path)
+        migration = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(migration)
+        migration.migrate(self.env.cr, "18.0.1.2.0")
+        self.env.invalidate_all()
+        charges = self._charges()
+        self.assertEqual(set(charges.mapped("state")), {"pending"})
+        self.assertFalse(charges.cancelled_line_id)
+        other_charges = self._charges(other)
+        self.assertEqual(set(other_charges.mapped("state")), {"pending"})
+        self.assertFalse(other_charges.invoice_line_id)
+        self.assertEqual(other_charges.cancelled_line_id.move_id, other_invoice)
+        self.assertTrue(invoice.exists())
 
 
 @tagged("post_install", "-at_install")
