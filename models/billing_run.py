@@ -91,6 +91,10 @@ class BillingRun(models.Model):
         for run in self:
             run.failure_count = len(run.failure_ids)
 
+    def action_run_now(self):
+        """Run the recurring invoicing now, as the scheduler would."""
+        return self.env["billing.recurring"].action_run_now()
+
     def _lock(self):
         """Lock the rows of these running runs until the end of the transaction:
         a run holds its row while it works (again after each commit), so that the
@@ -139,7 +143,3 @@ class BillingRun(models.Model):
             _logger.info("Billing runs not checked for interruption: one is busy")
             return self.browse()
         return runs
-
-    def action_run_now(self):
-        """Run the recurring invoicing now, as the scheduler would."""
-        return self.env["billing.recurring"].action_run_now()

@@ -8,7 +8,7 @@ from dateutil.relativedelta import relativedelta
 
 from odoo import SUPERUSER_ID, Command, api
 from odoo.exceptions import UserError
-from odoo.tests import Form, tagged
+from odoo.tests import Form, new_test_user, tagged
 from odoo.tools.misc import file_path
 
 from .recurring_common import BillingRecurringCommon
@@ -298,6 +298,29 @@ class TestBillingRecurringInvoiceUndone(BillingRecurringCommon):
         self.assertEqual(sum(december.invoice_line_ids.mapped("quantity")), 5)
         self.assertChargesMatchUsageLines(december)
         self.assertEqual(self._charges().invoice_line_id.move_id, december)
+
+    def test_accountant_without_billing_rights_cancels_a_usage_invoice(self):
+        """Cancelling is an accountant's work: one without any Billing role
+        cancels the invoice and resets it to draft, its usage follows."""
+        accountant = new_test_user(
+            self.env,
+            login="cancel_accountant",
+            groups="account.group_account_invoice",
+            company_id=self.company.id,
+            company_ids=[Command.set(self.company.ids)],
+        )
+        schedule = self._schedule(generation_mode="confirm")
+        self._usage(self.postpaid, self.sms, "2026-10-03", count=3)
+        self._run()
+        invoice = self._invoices(schedule).with_user(accountant)
+        invoice.button_cancel()
+        self.assertEqual(set(self._charges().mapped("state")), {"pending"})
+        invoice.button_draft()
+        self.assertEqual(set(self._charges().mapped("state")), {"invoiced"})
+        self.assertEqual(self._charges().invoice_line_id.move_id, invoice)
+        invoice.unlink()
+        self.assertEqual(set(self._charges().mapped("state")), {"pending"})
+        self.assertFalse(self._charges().invoice_line_id)
 
     def test_cancelled_invoice_reset_to_draft_bills_its_charges_again(self):
         schedule = self._schedule(generation_mode="confirm")
