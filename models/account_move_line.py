@@ -10,6 +10,14 @@ class AccountMoveLine(models.Model):
         string="Usage Records",
         readonly=True,
     )
+    billing_released_count = fields.Integer(
+        string="Usage Records Released",
+        readonly=True,
+        copy=False,
+        help="Usage records this line billed that went back to pending when its "
+        "invoice was cancelled; resetting the invoice to draft bills them here "
+        "again, once they are all still pending.",
+    )
 
     def unlink(self):
         self.env["billing.charge"]._release_invoice_lines(self)

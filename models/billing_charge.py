@@ -221,8 +221,9 @@ class BillingCharge(models.Model):
     @api.model
     def _release_cancelled_invoices(self, moves):
         """Put the charges billed by the cancelled invoices ``moves`` back to
-        pending, remembering the line that billed them (see
-        ``_rebill_cancelled_invoices``), and say so on each invoice."""
+        pending; each charge remembers the line that billed it, each line how
+        many charges it billed (see ``_rebill_cancelled_invoices``). Say so on
+        each invoice."""
         cancelled = moves.filtered(lambda move: move.state == "cancel")
         if not cancelled:
             return 0
@@ -231,6 +232,21 @@ class BillingCharge(models.Model):
         counts = defaultdict(int)
         for _charge_id, line_id in released:
             counts[line_id] += 1
+        if counts:
+            self.env.cr.execute(
+                SQL(
+                    """
+                    UPDATE account_move_line l
+                       SET billing_released_count = v.count
+                      FROM unnest(%(lines)s::int4[], %(counts)s::int4[])
+                           AS v(line_id, count)
+                     WHERE l.id = v.line_id
+                    """,
+                    lines=list(counts),
+                    counts=list(counts.values()),
+                )
+            )
+            self.env["account.move.line"].invalidate_model(["billing_released_count"])
         for move in cancelled:
             count = sum(counts[line.id] for line in move.invoice_line_ids)
             if count:
@@ -247,7 +263,8 @@ class BillingCharge(models.Model):
 
     def _release_lines(self, lines, cancelled=False):
         """Charges billed by ``lines`` back to pending with one UPDATE, linked to
-        no line (remembering it with ``cancelled``); [(charge id, line id)]."""
+        no line; with ``cancelled``, remembering it (else keeping the line of a
+        cancelled invoice they remember); [(charge id, line id)]."""
         if not lines:
             return []
         self.flush_model(["state", "invoice_line_id", "cancelled_line_id"])
@@ -257,7 +274,7 @@ class BillingCharge(models.Model):
                 UPDATE billing_charge
                    SET state = 'pending', invoice_line_id = NULL,
                        cancelled_line_id = CASE WHEN %(cancelled)s
-                           THEN invoice_line_id END,
+                           THEN invoice_line_id ELSE cancelled_line_id END,
                        write_uid = %(uid)s, write_date = NOW() AT TIME ZONE 'UTC'
                  WHERE invoice_line_id = ANY(%(lines)s) AND state = 'invoiced'
              RETURNING id, cancelled_line_id
@@ -277,19 +294,22 @@ class BillingCharge(models.Model):
     def _rebill_cancelled_invoices(self, moves):
         """Before the cancelled invoices among ``moves`` are reset to draft: link
         the charges their lines billed before they were cancelled to those lines
-        again. Refused when some of them were billed since by another invoice,
-        as the reset invoice would bill them twice."""
+        again. Refused when some of them were billed since by another invoice
+        (or went with another invoice cancelled since), as the reset invoice
+        would bill them twice."""
         cancelled = moves.filtered(lambda move: move.state == "cancel")
         if not cancelled:
             return 0
         cancelled.check_access("write")
-        lines = cancelled.invoice_line_ids
+        lines = cancelled.invoice_line_ids.filtered("billing_released_count")
+        if not lines:
+            return 0
         self.flush_model(["state", "invoice_line_id", "cancelled_line_id"])
         # Held against a run or a Create Invoice billing them at the same time.
         self.env.cr.execute(
             SQL(
                 """
-                SELECT id, state, cancelled_line_id, invoice_line_id
+                SELECT id, cancelled_line_id, state, invoice_line_id
                   FROM billing_charge
                  WHERE cancelled_line_id = ANY(%(lines)s)
               ORDER BY id
@@ -298,31 +318,36 @@ class BillingCharge(models.Model):
                 lines=lines.ids,
             )
         )
-        rows = self.env.cr.fetchall()
-        billed = [row for row in rows if row[1] != "pending"]
-        if billed:
-            line_moves = {line.id: line.move_id for line in lines}
-            move = line_moves[billed[0][2]]
-            others = (
-                self.env["account.move.line"]
-                .sudo()
-                .browse({row[3] for row in billed if row[3]})
-                .move_id
-            )
-            raise UserError(
-                self.env._(
-                    "Invoice %(invoice)s cannot be reset to draft: %(count)s of the "
-                    "usage records it billed were billed since it was cancelled "
-                    "(%(others)s). Keep it cancelled and invoice anything else on a "
-                    "new invoice.",
-                    invoice=move.display_name,
-                    count=len(billed),
-                    others=", ".join(others.mapped("display_name"))
-                    or self.env._("paid from the wallet or cancelled"),
+        rows, billed_by = [], set()
+        back = defaultdict(int)
+        for charge_id, line_id, state, invoice_line_id in self.env.cr.fetchall():
+            if state == "pending":
+                rows.append((charge_id, line_id))
+                back[line_id] += 1
+            elif invoice_line_id:
+                billed_by.add(invoice_line_id)
+        for line in lines:
+            missing = line.billing_released_count - back[line.id]
+            if missing > 0:
+                # sudo: only the names of the invoices that billed them are read.
+                others = self.env["account.move.line"].sudo().browse(billed_by).move_id
+                raise UserError(
+                    self.env._(
+                        "Invoice %(invoice)s cannot be reset to draft: %(count)s of "
+                        "the usage records its line %(line)s billed were billed "
+                        "since it was cancelled%(others)s. Keep it cancelled: they "
+                        "are billed once already.",
+                        invoice=line.move_id.display_name,
+                        count=missing,
+                        line=line.name,
+                        others=self.env._(
+                            " (%(invoices)s)",
+                            invoices=", ".join(others.mapped("display_name")),
+                        )
+                        if others
+                        else "",
+                    )
                 )
-            )
-        if not rows:
-            return 0
         self.env.cr.execute(
             SQL(
                 """
@@ -336,8 +361,17 @@ class BillingCharge(models.Model):
                 ids=[row[0] for row in rows],
             )
         )
+        self.env.cr.execute(
+            SQL(
+                "UPDATE account_move_line SET billing_released_count = 0 "
+                "WHERE id = ANY(%s)",
+                lines.ids,
+            )
+        )
         self.invalidate_model(["state", "invoice_line_id", "cancelled_line_id"])
-        self.env["account.move.line"].invalidate_model(["billing_charge_ids"])
+        self.env["account.move.line"].invalidate_model(
+            ["billing_charge_ids", "billing_released_count"]
+        )
         return len(rows)
 
     @api.model

@@ -299,6 +299,42 @@ class TestBillingRecurringInvoiceUndone(BillingRecurringCommon):
         self.assertChargesMatchUsageLines(december)
         self.assertEqual(self._charges().invoice_line_id.move_id, december)
 
+    def test_cancelled_invoice_reset_after_next_invoice_deleted(self):
+        """Billed again on the next invoice, which was deleted: the usage is
+        pending again, and the first invoice reset to draft bills it."""
+        schedule = self._schedule(generation_mode="confirm")
+        self._usage(self.postpaid, self.sms, "2026-10-03", count=3)
+        self._run()
+        invoice = self._invoices(schedule)
+        invoice.button_cancel()
+        schedule.generation_mode = "draft"
+        self._run(today=date(2026, 12, 2))
+        december = self._invoices(schedule) - invoice
+        self.assertEqual(self._charges().invoice_line_id.move_id, december)
+        december.unlink()
+        invoice.button_draft()
+        self.assertEqual(set(self._charges().mapped("state")), {"invoiced"})
+        self.assertEqual(self._charges().invoice_line_id.move_id, invoice)
+        self.assertChargesMatchUsageLines(invoice)
+
+    def test_cancelled_invoice_reset_refused_once_another_took_its_usage(self):
+        """Billed again on the next invoice, cancelled too: resetting the first
+        invoice to draft is refused, as resetting the second one would bill the
+        usage a second time."""
+        schedule = self._schedule(generation_mode="confirm")
+        self._usage(self.postpaid, self.sms, "2026-10-03", count=3)
+        self._run()
+        invoice = self._invoices(schedule)
+        invoice.button_cancel()
+        self._run(today=date(2026, 12, 2))
+        december = self._invoices(schedule) - invoice
+        december.button_cancel()
+        with self.assertRaisesRegex(UserError, "cannot be reset to draft"):
+            invoice.button_draft()
+        december.button_draft()
+        self.assertEqual(self._charges().invoice_line_id.move_id, december)
+        self.assertChargesMatchUsageLines(december)
+
     def test_accountant_without_billing_rights_cancels_a_usage_invoice(self):
         """Cancelling is an accountant's work: one without any Billing role
         cancels the invoice and resets it to draft, its usage follows."""
@@ -437,6 +473,7 @@ class TestBillingRecurringInvoiceUndone(BillingRecurringCommon):
         self.assertEqual(set(other_charges.mapped("state")), {"pending"})
         self.assertFalse(other_charges.invoice_line_id)
         self.assertEqual(other_charges.cancelled_line_id.move_id, other_invoice)
+        self.assertEqual(other_charges.cancelled_line_id.billing_released_count, 3)
         self.assertTrue(invoice.exists())
 
 

@@ -23,3 +23,14 @@ def migrate(cr, version):
            AND m.state = 'cancel'
         """
     )
+    cr.execute(
+        """
+        UPDATE account_move_line l
+           SET billing_released_count = c.count
+          FROM (SELECT cancelled_line_id, COUNT(*) AS count
+                  FROM billing_charge
+                 WHERE cancelled_line_id IS NOT NULL
+              GROUP BY cancelled_line_id) AS c
+         WHERE l.id = c.cancelled_line_id
+        """
+    )
