@@ -286,6 +286,15 @@ class AccountMove(models.Model):
     # ACTION METHODS
     # -------------------------------------------------------------------------
 
+    def button_cancel(self):
+        res = super().button_cancel()
+        self.env["billing.charge"]._release_cancelled_invoices(self)
+        return res
+
+    def button_draft(self):
+        self.env["billing.charge"]._rebill_cancelled_invoices(self)
+        return super().button_draft()
+
     def action_billing_pay_from_wallet(self):
         """Pay the residual of these customer invoices from their customers'
         wallets, or as much of it as the balance allows."""

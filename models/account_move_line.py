@@ -10,6 +10,24 @@ class AccountMoveLine(models.Model):
         string="Usage Records",
         readonly=True,
     )
+    billing_released_count = fields.Integer(
+        string="Usage Records Released",
+        readonly=True,
+        copy=False,
+        help="Usage records this line billed that went back to pending when its "
+        "invoice was cancelled; resetting the invoice to draft bills them here "
+        "again, once they are all still pending.",
+    )
+
+    def unlink(self):
+        self.env["billing.charge"]._release_invoice_lines(self)
+        return super().unlink()
+
+    def copy_data(self, default=None):
+        vals_list = super().copy_data(default=default)
+        if "move_reverse_cancel" in self.env.context:  # the lines of a reversal
+            self.env["billing.charge"]._credit_note_line_vals(self, vals_list)
+        return vals_list
 
     def _billing_topup_credit(self):
         """Credit (company currency) this top-up line grants once paid, and the

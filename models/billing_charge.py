@@ -99,6 +99,16 @@ class BillingCharge(models.Model):
     invoice_id = fields.Many2one(
         related="invoice_line_id.move_id", string="Invoice", readonly=True
     )
+    cancelled_line_id = fields.Many2one(
+        comodel_name="account.move.line",
+        string="Cancelled Invoice Line",
+        readonly=True,
+        index="btree_not_null",
+        ondelete="set null",
+        help="The line of a cancelled invoice that billed this record, which went "
+        "back to pending when the invoice was cancelled: resetting that invoice to "
+        "draft bills it there again.",
+    )
     wallet_move_id = fields.Many2one(
         comodel_name="billing.wallet.move",
         string="Wallet Movement",
@@ -281,6 +291,208 @@ class BillingCharge(models.Model):
                 )
             )
         self.invalidate_model(["state", "invoice_line_id"])
+
+    @api.model
+    def _release_invoice_lines(self, lines):
+        """Put the charges billed by the invoice lines ``lines``, being deleted,
+        back to pending, to be billed again: on the next invoice of the
+        customer's recurring invoice (late usage goes on the first invoice of a
+        run) or with Create Invoice. Returns the number of charges."""
+        lines = lines.filtered(lambda line: line.display_type == "product")
+        if not lines:
+            return 0
+        lines.check_access("unlink")
+        return len(self._release_lines(lines))
+
+    @api.model
+    def _release_cancelled_invoices(self, moves):
+        """Put the charges billed by the cancelled invoices ``moves`` back to
+        pending; each charge remembers the line that billed it, each line how
+        many charges it billed (see ``_rebill_cancelled_invoices``). Say so on
+        each invoice."""
+        cancelled = moves.filtered(lambda move: move.state == "cancel")
+        if not cancelled:
+            return 0
+        cancelled.check_access("write")
+        released = self._release_lines(cancelled.invoice_line_ids, cancelled=True)
+        counts = defaultdict(int)
+        for _charge_id, line_id in released:
+            counts[line_id] += 1
+        if counts:
+            self.env.cr.execute(
+                SQL(
+                    """
+                    UPDATE account_move_line l
+                       SET billing_released_count = v.count
+                      FROM unnest(%(lines)s::int4[], %(counts)s::int4[])
+                           AS v(line_id, count)
+                     WHERE l.id = v.line_id
+                    """,
+                    lines=list(counts),
+                    counts=list(counts.values()),
+                )
+            )
+            self.env["account.move.line"].invalidate_model(["billing_released_count"])
+        for move in cancelled:
+            count = sum(counts[line.id] for line in move.invoice_line_ids)
+            if count:
+                move.message_post(
+                    body=self.env._(
+                        "%(count)s usage records billed by this invoice are pending "
+                        "again: the next invoice of the customer's recurring invoice, "
+                        "or Create Invoice, bills them. Resetting this invoice to "
+                        "draft bills them here again.",
+                        count=count,
+                    )
+                )
+        return len(released)
+
+    def _release_lines(self, lines, cancelled=False):
+        """Charges billed by ``lines`` back to pending with one UPDATE, linked to
+        no line; with ``cancelled``, remembering it (else keeping the line of a
+        cancelled invoice they remember); [(charge id, line id)]."""
+        if not lines:
+            return []
+        self.flush_model(["state", "invoice_line_id", "cancelled_line_id"])
+        self.env.cr.execute(
+            SQL(
+                """
+                UPDATE billing_charge
+                   SET state = 'pending', invoice_line_id = NULL,
+                       cancelled_line_id = CASE WHEN %(cancelled)s
+                           THEN invoice_line_id ELSE cancelled_line_id END,
+                       write_uid = %(uid)s, write_date = NOW() AT TIME ZONE 'UTC'
+                 WHERE invoice_line_id = ANY(%(lines)s) AND state = 'invoiced'
+             RETURNING id, cancelled_line_id
+                """,
+                cancelled=cancelled,
+                uid=self.env.uid,
+                lines=lines.ids,
+            )
+        )
+        released = self.env.cr.fetchall()
+        if released:
+            self.invalidate_model(["state", "invoice_line_id", "cancelled_line_id"])
+            self.env["account.move.line"].invalidate_model(["billing_charge_ids"])
+        return released
+
+    @api.model
+    def _rebill_cancelled_invoices(self, moves):
+        """Before the cancelled invoices among ``moves`` are reset to draft: link
+        the charges their lines billed before they were cancelled to those lines
+        again. Refused when some of them were billed since by another invoice
+        (or went with another invoice cancelled since), as the reset invoice
+        would bill them twice."""
+        cancelled = moves.filtered(lambda move: move.state == "cancel")
+        if not cancelled:
+            return 0
+        cancelled.check_access("write")
+        lines = cancelled.invoice_line_ids.filtered("billing_released_count")
+        if not lines:
+            return 0
+        self.flush_model(["state", "invoice_line_id", "cancelled_line_id"])
+        # Held against a run or a Create Invoice billing them at the same time.
+        self.env.cr.execute(
+            SQL(
+                """
+                SELECT id, cancelled_line_id, state, invoice_line_id
+                  FROM billing_charge
+                 WHERE cancelled_line_id = ANY(%(lines)s)
+              ORDER BY id
+                   FOR NO KEY UPDATE
+                """,
+                lines=lines.ids,
+            )
+        )
+        rows, billed_by = [], set()
+        back = defaultdict(int)
+        for charge_id, line_id, state, invoice_line_id in self.env.cr.fetchall():
+            if state == "pending":
+                rows.append((charge_id, line_id))
+                back[line_id] += 1
+            elif invoice_line_id:
+                billed_by.add(invoice_line_id)
+        for line in lines:
+            missing = line.billing_released_count - back[line.id]
+            if missing > 0:
+                # sudo: only the names of the invoices that billed them are read.
+                others = self.env["account.move.line"].sudo().browse(billed_by).move_id
+                raise UserError(
+                    self.env._(
+                        "Invoice %(invoice)s cannot be reset to draft: %(count)s of "
+                        "the usage records its line %(line)s billed were billed "
+                        "since it was cancelled%(others)s. Keep it cancelled: they "
+                        "are billed once already.",
+                        invoice=line.move_id.display_name,
+                        count=missing,
+                        line=line.name,
+                        others=self.env._(
+                            " (%(invoices)s)",
+                            invoices=", ".join(others.mapped("display_name")),
+                        )
+                        if others
+                        else "",
+                    )
+                )
+        self.env.cr.execute(
+            SQL(
+                """
+                UPDATE billing_charge
+                   SET state = 'invoiced', invoice_line_id = cancelled_line_id,
+                       cancelled_line_id = NULL, write_uid = %(uid)s,
+                       write_date = NOW() AT TIME ZONE 'UTC'
+                 WHERE id = ANY(%(ids)s)
+                """,
+                uid=self.env.uid,
+                ids=[row[0] for row in rows],
+            )
+        )
+        self.env.cr.execute(
+            SQL(
+                "UPDATE account_move_line SET billing_released_count = 0 "
+                "WHERE id = ANY(%s)",
+                lines.ids,
+            )
+        )
+        self.invalidate_model(["state", "invoice_line_id", "cancelled_line_id"])
+        self.env["account.move.line"].invalidate_model(
+            ["billing_charge_ids", "billing_released_count"]
+        )
+        return len(rows)
+
+    @api.model
+    def _credit_note_line_vals(self, lines, vals_list):
+        """Name what the credit note lines copied from ``lines`` (``vals_list``,
+        same order) credit when they reverse an invoice of usage or of a
+        recurring invoice: the invoice and its line. The charges stay billed by
+        the reversed invoice: the usage was invoiced, the credit note corrects
+        the accounts."""
+        invoices = lines.move_id.filtered(
+            lambda move: move.move_type == "out_invoice" and move.state == "posted"
+        )
+        if not invoices:
+            return vals_list
+        # sudo: only whether the invoice bills charges is read.
+        billed = {
+            line.move_id.id
+            for line, _count in self.sudo()._read_group(
+                [("invoice_line_id", "in", invoices.invoice_line_ids.ids)],
+                ["invoice_line_id"],
+                ["__count"],
+            )
+        }
+        for line, vals in zip(lines, vals_list, strict=True):
+            move = line.move_id
+            if line.display_type != "product" or not (
+                move.id in billed or move.billing_recurring_id
+            ):
+                continue
+            vals["name"] = self.env._(
+                "Credit of %(invoice)s: %(line)s",
+                invoice=move.name,
+                line=vals.get("name") or line.name or "",
+            )
+        return vals_list
 
     @api.model
     def ingest(self, records):

@@ -21,6 +21,11 @@ INTERVAL_TYPES = [
 MONTHS_PER_INTERVAL = {"month": 1, "quarter": 3, "year": 12}
 
 
+def _month_days(day):
+    """Number of days of the month of ``day``."""
+    return calendar.monthrange(day.year, day.month)[1]
+
+
 class BillingRecurring(models.Model):
     _name = "billing.recurring"
     _description = "Recurring Invoice"
@@ -68,7 +73,16 @@ class BillingRecurring(models.Model):
         default=fields.Date.context_today,
         tracking=True,
         help="Date of the next invoice; the period it invoices ends the day before "
-        "and starts one cycle earlier.",
+        "and starts the day after the period invoiced before it ended (one cycle "
+        "earlier for the first invoice).",
+    )
+    period_start = fields.Date(
+        string="Next Period Start",
+        readonly=True,
+        copy=False,
+        help="First day of the period the next invoice bills: the day after the "
+        "last period the recurring run went through ended. Empty until the first "
+        "run, when the first period starts one cycle before the next invoice date.",
     )
     state = fields.Selection(
         selection=[("running", "Running"), ("stopped", "Stopped")],
@@ -182,7 +196,13 @@ class BillingRecurring(models.Model):
     # -------------------------------------------------------------------------
 
     @api.constrains(
-        "partner_id", "interval_number", "invoice_day", "state", "stop_when_invoiced"
+        "partner_id",
+        "interval_number",
+        "invoice_day",
+        "state",
+        "stop_when_invoiced",
+        "next_date",
+        "period_start",
     )
     def _check_recurring(self):
         for recurring in self:
@@ -227,6 +247,15 @@ class BillingRecurring(models.Model):
                         "Preferred Day of recurring invoice %(name)s must be between 1 "
                         "and 31.",
                         name=recurring.name,
+                    )
+                )
+            if recurring.period_start and recurring.next_date <= recurring.period_start:
+                raise ValidationError(
+                    self.env._(
+                        "Next Invoice Date of recurring invoice %(name)s must be after "
+                        "%(start)s: the periods before it are invoiced.",
+                        name=recurring.name,
+                        start=format_date(self.env, recurring.period_start),
                     )
                 )
 
@@ -291,16 +320,24 @@ class BillingRecurring(models.Model):
         months = MONTHS_PER_INTERVAL[self.interval_type] * self.interval_number
         following = current + relativedelta(months=months)
         day = self.invoice_day or current.day
-        last = calendar.monthrange(following.year, following.month)[1]
+        last = _month_days(following)
         return following.replace(day=min(day, last))
 
     def _period_start(self, invoice_date):
-        """First day of the period invoiced on ``invoice_date``."""
+        """First day of a first period invoiced on ``invoice_date``: one cycle
+        earlier, on the preferred day when ``invoice_date`` is on it (so that with
+        a preferred day of 31, the period invoiced on February 28 starts on
+        January 31, not 28). The later periods start where the previous one
+        ended (see ``_billing_due_periods``)."""
         self.ensure_one()
         if self.interval_type == "week":
             return invoice_date - timedelta(weeks=self.interval_number)
         months = MONTHS_PER_INTERVAL[self.interval_type] * self.interval_number
-        return invoice_date - relativedelta(months=months)
+        previous = invoice_date - relativedelta(months=months)
+        day = self.invoice_day
+        if day and invoice_date.day == min(day, _month_days(invoice_date)):
+            previous = previous.replace(day=min(day, _month_days(previous)))
+        return previous
 
     # -------------------------------------------------------------------------
     # MODE CHANGES
@@ -672,6 +709,8 @@ class BillingRecurring(models.Model):
         # sudo: the run record is the log of this run, written whoever started it.
         Run = self.env["billing.run"].sudo()
         runs = Run
+        # A run killed before its end is still "running": close it, as it was.
+        Run._close_interrupted()
         companies = self.search(
             [("state", "=", "running"), ("next_date", "<=", today)]
         ).company_id
@@ -682,6 +721,7 @@ class BillingRecurring(models.Model):
             runs |= run
             if auto_commit:
                 self.env.cr.commit()  # pylint: disable=invalid-commit  # run visible while it works
+            run._lock()
             self.with_company(company)._billing_run_company(
                 run, today, batch_size, auto_commit
             )
@@ -756,6 +796,7 @@ class BillingRecurring(models.Model):
                 self.env.cr.commit()  # pylint: disable=invalid-commit  # batch boundary
                 # Memory stays that of one batch, however many customers.
                 self.env.invalidate_all()
+                run._lock()  # the commit released it: this run is still alive
 
     def _billing_process_batch(self, today):
         """Invoice these schedules; on an error, again one customer at a time, each
@@ -785,16 +826,21 @@ class BillingRecurring(models.Model):
 
     def _billing_due_periods(self, today):
         """Periods of these schedules whose invoice date has come, oldest first,
-        and the next invoice date of each schedule after them."""
+        and the next invoice date of each schedule after them. The periods tile:
+        each starts the day after the previous one ended (its invoice date), the
+        first where the last run left off (``period_start``)."""
         periods, next_dates = [], {}
         for recurring in self:
             invoice_date = recurring.next_date
+            start = recurring.period_start
+            if not start or start >= invoice_date:
+                start = recurring._period_start(invoice_date)
             first = True
             while invoice_date <= today:
                 periods.append(
                     {
                         "recurring": recurring,
-                        "start": recurring._period_start(invoice_date),
+                        "start": start,
                         "end": invoice_date - timedelta(days=1),
                         "invoice_date": invoice_date,
                         # The first period also takes the customer's late charges.
@@ -802,6 +848,7 @@ class BillingRecurring(models.Model):
                     }
                 )
                 first = False
+                start = invoice_date
                 invoice_date = recurring._next_invoice_date(invoice_date)
             next_dates[recurring.id] = invoice_date
         return periods, next_dates
@@ -846,21 +893,26 @@ class BillingRecurring(models.Model):
                 charge_ids.extend(ids)
                 line_ids.extend([lines[position].id] * len(ids))
         self.env["billing.charge"]._link_invoice_lines(charge_ids, line_ids)
+        # The next period starts where the last one due ended: its invoice date.
+        period_starts = {p["recurring"].id: p["invoice_date"] for p in periods}
         self.env.cr.execute(
             SQL(
                 """
                 UPDATE billing_recurring r
-                   SET next_date = v.next_date, write_uid = %(uid)s,
-                       write_date = NOW() AT TIME ZONE 'UTC'
-                  FROM unnest(%(ids)s::int4[], %(dates)s::date[]) AS v(id, next_date)
+                   SET next_date = v.next_date,
+                       period_start = COALESCE(v.period_start, r.period_start),
+                       write_uid = %(uid)s, write_date = NOW() AT TIME ZONE 'UTC'
+                  FROM unnest(%(ids)s::int4[], %(dates)s::date[], %(starts)s::date[])
+                       AS v(id, next_date, period_start)
                  WHERE r.id = v.id
                 """,
                 uid=self.env.uid,
                 ids=list(next_dates),
                 dates=list(next_dates.values()),
+                starts=[period_starts.get(id_) for id_ in next_dates],
             )
         )
-        self.invalidate_recordset(["next_date"])
+        self.invalidate_recordset(["next_date", "period_start"])
         to_confirm = invoices.filtered(
             lambda move: move.billing_recurring_id.generation_mode == "confirm"
         )

@@ -1,4 +1,11 @@
+import logging
+
+from psycopg2 import errors as pg_errors
+
 from odoo import api, fields, models
+from odoo.tools import SQL
+
+_logger = logging.getLogger(__name__)
 
 
 class BillingRun(models.Model):
@@ -30,10 +37,14 @@ class BillingRun(models.Model):
             ("running", "Running"),
             ("done", "Done"),
             ("failed", "With Failures"),
+            ("interrupted", "Interrupted"),
         ],
         default="running",
         required=True,
         readonly=True,
+        help="Interrupted: the process of the run stopped before its end (killed, "
+        "restarted, crashed); the next run closed it with the figures it had "
+        "committed and invoiced the rest.",
     )
     date_start = fields.Datetime(
         string="Started", default=fields.Datetime.now, required=True, readonly=True
@@ -83,3 +94,52 @@ class BillingRun(models.Model):
     def action_run_now(self):
         """Run the recurring invoicing now, as the scheduler would."""
         return self.env["billing.recurring"].action_run_now()
+
+    def _lock(self):
+        """Lock the rows of these running runs until the end of the transaction:
+        a run holds its row while it works (again after each commit), so that the
+        next run tells it from a run whose process is gone."""
+        if self:
+            self.env.cr.execute(
+                SQL(
+                    "SELECT id FROM billing_run WHERE id = ANY(%s) ORDER BY id "
+                    "FOR UPDATE",
+                    self.ids,
+                )
+            )
+
+    @api.model
+    def _close_interrupted(self):
+        """Close as interrupted the runs still running whose process is gone:
+        those whose row no run holds (see ``_lock``). They keep the figures they
+        had committed; their end is their last committed progress. Returns
+        them."""
+        try:
+            with self.env.cr.savepoint():
+                self.flush_model()
+                self.env.cr.execute(
+                    SQL(
+                        """
+                        SELECT id FROM billing_run
+                         WHERE state = 'running'
+                      ORDER BY id
+                           FOR UPDATE SKIP LOCKED
+                        """
+                    ),
+                    log_exceptions=False,
+                )
+                runs = self.browse(row[0] for row in self.env.cr.fetchall())
+                for run in runs:
+                    run.write(
+                        {
+                            "state": "interrupted",
+                            "date_end": run.write_date or run.date_start,
+                        }
+                    )
+                    run.flush_recordset()
+        except pg_errors.SerializationFailure:
+            # A run committed its progress meanwhile: it is alive; the next run
+            # looks again.
+            _logger.info("Billing runs not checked for interruption: one is busy")
+            return self.browse()
+        return runs
