@@ -118,7 +118,7 @@ class TestBillingWalletUndo(BillingWalletCommon):
         self.assertEqual(payment.state, "canceled")
         self.assertEqual(payment.move_id.state, "cancel")
         self.assertAlmostEqual(self._balance(), 100.0, places=6)
-        self.assertEqual(len(self._movements()), 6)
+        self.assertEqual(len(self._movements()), 5)
         self.assertBooksMatchWallet()
 
         # A cancelled wallet payment can be reset and posted once more.
