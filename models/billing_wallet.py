@@ -976,6 +976,21 @@ class BillingWallet(models.Model):
         the wallet, see ``_refund_drafted_payments``), unless their amount was
         given back already."""
         booked = self._entry_movements(moves)
+        if delete and moves.ids:
+            linked = (
+                self.env["billing.wallet.move"]
+                .sudo()
+                .search([("invoice_id", "in", moves.ids)], limit=1)
+            )
+            if linked:
+                raise UserError(
+                    self.env._(
+                        "%(invoice)s has movements of the wallet of %(partner)s: "
+                        "it cannot be deleted; cancel it instead.",
+                        invoice=linked.invoice_id.display_name,
+                        partner=linked.wallet_id.partner_id.display_name,
+                    )
+                )
         for move in moves:
             movements = booked.get(move.id)
             if not movements:
@@ -1011,9 +1026,7 @@ class BillingWallet(models.Model):
                     )
                 continue
             kinds = set(movements.mapped("kind"))
-            labels = dict(
-                movements._fields["kind"]._description_selection(self.env)
-            )
+            labels = dict(movements._fields["kind"]._description_selection(self.env))
             if kinds & {"topup", "bonus"}:
                 path = self.env._(
                     "To take the credit back, undo the payment of top-up "
@@ -1155,8 +1168,7 @@ class BillingWallet(models.Model):
                     < 0
                 ):
                     problem = self.env._(
-                        "the wallet balance of %(balance)s does not cover "
-                        "%(amount)s",
+                        "the wallet balance of %(balance)s does not cover %(amount)s",
                         balance=wallet._format_exact(wallet.balance),
                         amount=currency.format(payment.amount),
                     )
@@ -1199,8 +1211,7 @@ class BillingWallet(models.Model):
                         ),
                         "amount": -payment.amount,
                         "origin": invoice.name,
-                        "idempotency_key": f"invoice_payment:{payment.id}:"
-                        f"{debits + 1}",
+                        "idempotency_key": f"invoice_payment:{payment.id}:{debits + 1}",
                         "account_move_id": move.id,
                         "invoice_id": invoice.id,
                     }
@@ -1291,9 +1302,7 @@ class BillingWallet(models.Model):
                     body=self.env._(
                         "%(amount)s given back to the wallet of %(partner)s: wallet "
                         "payment %(payment)s was unreconciled from this invoice.",
-                        amount=counterpart.company_currency_id.format(
-                            refund["amount"]
-                        ),
+                        amount=counterpart.company_currency_id.format(refund["amount"]),
                         partner=refund["wallet"].partner_id.display_name,
                         payment=payment.name,
                     )
@@ -1369,7 +1378,9 @@ class BillingWallet(models.Model):
                 or refund.currency_id != refund.company_currency_id
             ):
                 continue
-            wallet = self._get_wallet(origin.partner_id, origin.company_id, create=False)
+            wallet = self._get_wallet(
+                origin.partner_id, origin.company_id, create=False
+            )
             if not wallet:
                 continue
             wallet._lock()
@@ -1379,7 +1390,9 @@ class BillingWallet(models.Model):
                     and not line.reconciled
                 )
             )
-            amount = min(-sum(lines.mapped("amount_residual")), self._wallet_paid(origin))
+            amount = min(
+                -sum(lines.mapped("amount_residual")), self._wallet_paid(origin)
+            )
             if not lines or refund.currency_id.compare_amounts(amount, 0) <= 0:
                 continue
             wallet._give_back(

@@ -223,9 +223,7 @@ class TestBillingWalletUndo(BillingWalletCommon):
             [kind for kind, _amount, _key in self._ledger()],
             ["topup", "invoice_payment", "refund", "invoice_payment"],
         )
-        net = sum(
-            move.amount for move in self._movements() if move.kind != "topup"
-        )
+        net = sum(move.amount for move in self._movements() if move.kind != "topup")
         self.assertAlmostEqual(net, -30.0, places=6)
         self.assertBooksMatchWallet()
 
@@ -284,7 +282,9 @@ class TestBillingWalletUndo(BillingWalletCommon):
         # A credit note of part of it: that part goes back to the wallet.
         refund = self._credit_note(invoice, price_unit=10.0)
         self.assertAlmostEqual(self._balance(), 80.0, places=6)
-        self.assertEqual(self._ledger()[-1], ("refund", 10.0, f"credit_note:{refund.id}"))
+        self.assertEqual(
+            self._ledger()[-1], ("refund", 10.0, f"credit_note:{refund.id}")
+        )
         self.assertTrue(self._receivable(refund).reconciled)
         self.assertAlmostEqual(self._customer_receivable(), 0.0)
         self.assertBooksMatchWallet()
@@ -414,9 +414,7 @@ class TestBillingWalletUndo(BillingWalletCommon):
         )
         self.assertEqual(self._movements()[-1].account_move_id.state, "posted")
         self.assertAlmostEqual(invoice.billing_topup_credited, 0.0)
-        self.assertEqual(
-            invoice.billing_topup_expires_at, start + timedelta(hours=26)
-        )
+        self.assertEqual(invoice.billing_topup_expires_at, start + timedelta(hours=26))
         self.assertAlmostEqual(
             self._account_balance(
                 self.company.billing_wallet_topup_account_id, self.customer
