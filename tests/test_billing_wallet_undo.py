@@ -2,8 +2,9 @@ from datetime import datetime, timedelta
 
 from freezegun import freeze_time
 
+from odoo import Command
 from odoo.exceptions import UserError
-from odoo.tests import tagged
+from odoo.tests import new_test_user, tagged
 
 from .wallet_common import BillingWalletCommon
 
@@ -317,6 +318,48 @@ class TestBillingWalletUndo(BillingWalletCommon):
         self.assertAlmostEqual(self._customer_receivable(), 0.0)
         self.assertBooksMatchWallet()
 
+    def test_accountant_without_billing_rights_undoes_a_wallet_payment(self):
+        """Undoing payments is an accountant's work: one without any Billing role
+        resets an auto-paid invoice and a wallet payment, the wallet follows."""
+        accountant = new_test_user(
+            self.env,
+            login="undo_accountant",
+            groups="account.group_account_invoice",
+            company_id=self.company.id,
+            company_ids=[Command.set(self.company.ids)],
+        )
+        self.company.billing_wallet_allow_payments = True
+        self._fund(100.0)
+        invoice = self._invoice([(self.service, 1, 30.0)])
+        invoice.with_user(accountant).button_draft()
+        self.assertAlmostEqual(self._balance(), 100.0, places=6)
+        self.assertBooksMatchWallet()
+        invoice.with_user(accountant).action_post()
+        self.assertAlmostEqual(self._balance(), 70.0, places=6)
+        self.assertBooksMatchWallet()
+        payment = self._wallet_payment(invoice).sorted("id")[-1]
+        payment.with_user(accountant).action_draft()
+        self.assertAlmostEqual(self._balance(), 100.0, places=6)
+        self.assertBooksMatchWallet()
+        payment.with_user(accountant).action_post()
+        self.assertAlmostEqual(self._balance(), 70.0, places=6)
+        self.assertBooksMatchWallet()
+
+    def test_invoice_with_wallet_movements_cannot_be_deleted(self):
+        self.company.billing_wallet_allow_payments = True
+        self._fund(100.0)
+        invoice = self._invoice([(self.service, 1, 30.0)])
+        invoice.button_draft()
+        self.assertBooksMatchWallet()
+        with self.assertRaisesRegex(
+            UserError, "has movements of the wallet of Prepaid Customer"
+        ):
+            invoice.unlink()
+        invoice.button_cancel()
+        self.assertEqual(invoice.state, "cancel")
+        self.assertAlmostEqual(self._balance(), 100.0, places=6)
+        self.assertBooksMatchWallet()
+
     # -------------------------------------------------------------------------
     # Entries of the wallet journal
     # -------------------------------------------------------------------------
@@ -488,6 +531,22 @@ class TestBillingWalletUndo(BillingWalletCommon):
         self.assertBooksMatchWallet()
         invoice.button_cancel()
         self.assertAlmostEqual(self._balance(), 0.0, places=6)
+        self.assertBooksMatchWallet()
+
+    def test_reverse_and_cancel_of_paid_package_takes_credit_back_once(self):
+        invoice = self._invoice([(self.package, 1, 100.0)])
+        self._pay(invoice)
+        self.assertAlmostEqual(self._balance(), 150.0, places=6)
+        refund = self._credit_note(invoice, cancel=True)
+        self.assertEqual(invoice.payment_state, "reversed")
+        self.assertAlmostEqual(self._balance(), 0.0, places=6)
+        self.assertEqual(
+            [kind for kind, _amount, _key in self._ledger()],
+            ["topup", "bonus", "refund"],
+        )
+        self.assertFalse(refund.billing_wallet_move_ids)
+        # The money received stays open in the customer's favour, to refund.
+        self.assertAlmostEqual(self._customer_receivable(), -100.0)
         self.assertBooksMatchWallet()
 
     def test_credit_note_after_undone_payment_takes_nothing_more(self):
