@@ -739,14 +739,11 @@ class BillingWallet(models.Model):
         )
 
     @api.model
-    def _topup_money_share(self, invoice):
-        """The share of ``invoice``'s total settled by money: payments and bank
-        statement lines reconciled with it, payments without a journal entry
-        matched with it; not credit notes, nor other invoices or entries."""
-        currency = invoice.company_currency_id
-        total = abs(invoice.amount_total_signed)
-        if currency.is_zero(total):
-            return 1.0
+    def _topup_money_received(self, invoice):
+        """What of ``invoice``'s total was settled by money, and that total
+        (company currency): payments and bank statement lines reconciled with
+        it, payments without a journal entry matched with it; not credit notes,
+        nor other invoices or entries."""
         received = 0.0
         receivable = invoice.line_ids.filtered(
             lambda line: line.account_id.account_type == "asset_receivable"
@@ -760,9 +757,7 @@ class BillingWallet(models.Model):
             for payment in invoice.matched_payment_ids
             if not payment.move_id and payment.state in ("in_process", "paid")
         )
-        if currency.compare_amounts(received, total) >= 0:
-            return 1.0
-        return received / total
+        return received, abs(invoice.amount_total_signed)
 
     @api.model
     def _credit_topups(self, invoices):
@@ -793,12 +788,12 @@ class BillingWallet(models.Model):
                 line_credit, line_paid = line._billing_topup_credit()
                 full_credit += line_credit
                 full_paid += line_paid
-            share = self._topup_money_share(move)
-            if share == 1.0:
-                credit, paid = full_credit, full_paid
+            received, total = self._topup_money_received(move)
+            if currency.compare_amounts(received, total) >= 0:
+                credit, paid = full_credit, full_paid  # all paid with money
             else:
-                credit = currency.round(full_credit * share)
-                paid = currency.round(full_paid * share)
+                credit = currency.round(full_credit * received / total)
+                paid = currency.round(full_paid * received / total)
             if currency.compare_amounts(credit, 0) <= 0:
                 continue  # settled without money: nothing to credit
             bonus = credit - paid
