@@ -1,6 +1,7 @@
 from . import account_chart_template
 from . import account_move
 from . import account_move_line
+from . import account_partial_reconcile
 from . import account_payment
 from . import billing_charge
 from . import billing_recurring

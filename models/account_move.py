@@ -153,12 +153,11 @@ class AccountMove(models.Model):
             ).items():
                 wallets[company.id, partner_id] = wallet
         for move in self:
-            move.billing_topup_credited = sum(
-                move.sudo()
-                .billing_wallet_move_ids.filtered(
-                    lambda m: m.kind in ("topup", "bonus")
-                )
-                .mapped("amount")
+            credit, granted = 0.0, None
+            if move.billing_is_topup and move.id:
+                _paid, credit, granted = Wallet._topup_grant(move)
+            move.billing_topup_credited = (
+                credit + Wallet._topup_refunded_since(move, granted) if granted else 0.0
             )
             wallet = wallets.get(
                 (move.company_id.id, move.partner_id.commercial_partner_id.id), Wallet
@@ -266,6 +265,11 @@ class AccountMove(models.Model):
         Wallet._take_back_topup_refunds(
             {refund: vals for refund, vals in refunds.items() if refund in posted}
         )
+        # sudo: the money the credit notes give back goes to their own customer's
+        # wallet, whoever posts them.
+        Wallet.sudo()._give_back_credit_notes(
+            posted.filtered(lambda move: move.move_type == "out_refund")
+        )
         topups = posted.filtered("billing_is_topup")
         now = fields.Datetime.now()
         for move in topups:
@@ -276,6 +280,26 @@ class AccountMove(models.Model):
             lambda m: m.move_type == "out_invoice"
         )._billing_auto_pay_from_wallet()
         return posted
+
+    def button_draft(self):
+        # Entries booking wallet movements are refused, but wallet payments:
+        # their amount goes back to the wallet, and top-ups no longer paid give
+        # their credit back.
+        # sudo: the wallets of these entries' customers, kept equal to the books
+        # whoever resets them.
+        Wallet = self.env["billing.wallet"].sudo()
+        Wallet._check_entries_undoable(self)
+        drafted = Wallet._wallet_payments_to_refund(self)
+        res = super(
+            AccountMove, self.with_context(billing_wallet_drafting=self.ids)
+        ).button_draft()
+        Wallet._refund_drafted_payments(drafted)
+        Wallet._take_back_unpaid_topups(self.sudo())
+        return res
+
+    @api.ondelete(at_uninstall=False)
+    def _unlink_except_billing_wallet_entry(self):
+        self.env["billing.wallet"].sudo()._check_entries_undoable(self, delete=True)
 
     def _invoice_paid_hook(self):
         res = super()._invoice_paid_hook()
@@ -536,65 +560,14 @@ class AccountMove(models.Model):
         )
 
     def _billing_credit_topups(self):
-        """Credit the wallets of these paid top-up invoices, exactly once each."""
+        """Credit the wallets of these paid top-up invoices, once a payment, in
+        proportion to the money received (see ``billing.wallet._credit_topups``),
+        and tell the customers."""
         # sudo: runs when an invoice becomes paid, whoever paid it (an accountant,
         # a payment provider's callback as the public user); the wallet credited is
         # the invoice customer's and the amounts come from the posted invoice.
-        for move in self.sudo():
-            if not (
-                move.billing_is_topup
-                and move.state == "posted"
-                and move.payment_state in PAID_STATES
-            ):
-                continue
-            company = move.company_id
-            wallet = (
-                self.env["billing.wallet"].sudo()._get_wallet(move.partner_id, company)
-            )
-            key = f"topup:{move.id}"
-            wallet._lock()
-            if wallet._has_movement(key):
-                continue
-            credit = paid = 0.0
-            for line in move._billing_topup_lines():
-                line_credit, line_paid = line._billing_topup_credit()
-                credit += line_credit
-                paid += line_paid
-            bonus = credit - paid
-            label = self.env._("Top-up %(invoice)s", invoice=move.name)
-            entry = wallet._post_entry(
-                label,
-                [
-                    (company.billing_wallet_topup_account_id, paid, label),
-                    (company.billing_wallet_bonus_account_id, bonus, label),
-                    (company.billing_wallet_account_id, -credit, label),
-                ],
-            )
-            movements = [
-                {
-                    "kind": "topup",
-                    "name": label,
-                    "amount": paid,
-                    "origin": move.name,
-                    "idempotency_key": key,
-                    "account_move_id": entry.id,
-                    "invoice_id": move.id,
-                }
-            ]
-            if not company.currency_id.is_zero(bonus):
-                movements.append(
-                    {
-                        "kind": "bonus",
-                        "name": self.env._("Bonus on %(invoice)s", invoice=move.name),
-                        "amount": bonus,
-                        "origin": move.name,
-                        "idempotency_key": f"bonus:{move.id}",
-                        "account_move_id": entry.id,
-                        "invoice_id": move.id,
-                    }
-                )
-            wallet._apply_movements(movements)
-            move.billing_topup_expires_at = False
+        credited = self.env["billing.wallet"].sudo()._credit_topups(self.sudo())
+        for move in credited:
             move._billing_notify_topup_credited()
 
     def _billing_notify_topup_credited(self):

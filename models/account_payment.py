@@ -29,9 +29,16 @@ class AccountPayment(models.Model):
                 payment.billing_payment_method = "bank"
 
     def action_post(self):
+        # sudo: the wallet of the payment's own customer, debited again when a
+        # wallet payment reset to draft is posted again.
+        Wallet = self.env["billing.wallet"].sudo()
+        reposted = Wallet._wallet_payments_to_repost(self)
         if not self.env.context.get("billing_wallet_payment"):
             wallet_payments = self.filtered(
-                lambda p: p.journal_id == p.company_id.billing_wallet_journal_id
+                lambda p: (
+                    p.journal_id == p.company_id.billing_wallet_journal_id
+                    and p not in reposted
+                )
             )
             if wallet_payments:
                 raise UserError(
@@ -43,7 +50,30 @@ class AccountPayment(models.Model):
                     )
                 )
         res = super().action_post()
+        Wallet._debit_reposted_payments(reposted)
         # Payments without a journal entry settle their invoices without a
         # reconciliation, so without Odoo's paid-invoice hook.
         self.invoice_ids._billing_credit_topups()
+        return res
+
+    def action_draft(self):
+        res = super().action_draft()
+        # Payments without a journal entry settle their invoices without a
+        # reconciliation: a top-up they paid gives its credit back.
+        self.env["billing.wallet"].sudo()._take_back_unpaid_topups(
+            self.invoice_ids.sudo()
+        )
+        return res
+
+    def action_cancel(self):
+        # A wallet payment reset to draft keeps its entry, cancelled with it: the
+        # wallet movements it booked refer to it.
+        kept = self.env["billing.wallet"].sudo()._wallet_payment_drafts(self)
+        if kept:
+            kept.state = "canceled"
+            kept.move_id.button_cancel()
+        res = super(AccountPayment, self - kept).action_cancel()
+        self.env["billing.wallet"].sudo()._take_back_unpaid_topups(
+            self.invoice_ids.sudo()
+        )
         return res

@@ -1,5 +1,6 @@
 import logging
 from collections import defaultdict
+from datetime import timedelta
 
 from psycopg2 import errors
 
@@ -7,6 +8,7 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import SQL, float_compare, float_round, formatLang
 
+from .account_move import PAID_STATES
 from .billing_charge import USAGE_DIGITS
 
 _logger = logging.getLogger(__name__)
@@ -605,32 +607,14 @@ class BillingWallet(models.Model):
                 continue
             if Move.search_count([("idempotency_key", "=", f"refund:{refund.id}")]):
                 continue  # already taken back
-            granted = Move.search(
-                [
-                    ("invoice_id", "=", origin.id),
-                    (
-                        "idempotency_key",
-                        "in",
-                        [f"topup:{origin.id}", f"bonus:{origin.id}"],
-                    ),
-                ]
-            )
-            paid = sum(granted.filtered(lambda m: m.kind == "topup").mapped("amount"))
-            credit = sum(granted.mapped("amount"))
+            paid, credit, granted = Wallet._topup_grant(origin)
             refunded = sum(line.balance for line in refund._billing_topup_lines())
             currency = refund.company_currency_id
             if currency.compare_amounts(paid, 0) <= 0 or (
                 currency.compare_amounts(refunded, 0) <= 0
             ):
-                continue  # the top-up granted nothing: nothing to take back
-            earlier = -sum(
-                Move.search(
-                    [
-                        ("kind", "=", "refund"),
-                        ("invoice_id", "in", origin.reversal_move_ids.ids),
-                    ]
-                ).mapped("amount")
-            )
+                continue  # the top-up grants nothing: nothing to take back
+            earlier = -Wallet._topup_refunded_since(origin, granted)
             take = min(currency.round(refunded * credit / paid), credit - earlier)
             if currency.compare_amounts(take, 0) <= 0:
                 continue
@@ -708,6 +692,723 @@ class BillingWallet(models.Model):
                     amount=company.currency_id.format(take),
                     partner=refund.commercial_partner_id.display_name,
                     invoice=vals["origin"].display_name,
+                )
+            )
+
+    # -------------------------------------------------------------------------
+    # TOP-UP CREDIT, AND THE UNDO OF PAYMENTS
+    # -------------------------------------------------------------------------
+
+    @api.model
+    def _topup_grant(self, invoice):
+        """The credit top-up ``invoice`` grants now: ``(paid, credit, movements)``
+        of its last crediting (the price paid, the credit with its bonus, and
+        their ``topup`` and ``bonus`` movements), or nothing when it was never
+        credited or its payment was undone since (``_take_back_unpaid_topups``
+        records that as a ``refund`` movement of the invoice)."""
+        Move = self.env["billing.wallet.move"].sudo()
+        current = Move
+        for movement in Move.search(
+            [
+                ("invoice_id", "=", invoice.id),
+                ("kind", "in", ("topup", "bonus", "refund")),
+            ],
+            order="id",
+        ):
+            current = Move if movement.kind == "refund" else current | movement
+        paid = sum(current.filtered(lambda m: m.kind == "topup").mapped("amount"))
+        return paid, sum(current.mapped("amount")), current
+
+    @api.model
+    def _topup_refunded_since(self, invoice, granted):
+        """What (negative) the credit notes of top-up ``invoice`` took back of its
+        crediting ``granted``."""
+        if not granted:
+            return 0.0
+        return sum(
+            self.env["billing.wallet.move"]
+            .sudo()
+            .search(
+                [
+                    ("kind", "=", "refund"),
+                    ("invoice_id", "in", invoice.reversal_move_ids.ids),
+                    ("id", ">", min(granted.ids)),
+                ]
+            )
+            .mapped("amount")
+        )
+
+    @api.model
+    def _topup_money_received(self, invoice):
+        """What of ``invoice``'s total was settled by money, and that total
+        (company currency): payments and bank statement lines reconciled with
+        it, payments without a journal entry matched with it; not credit notes,
+        nor other invoices or entries."""
+        received = 0.0
+        receivable = invoice.line_ids.filtered(
+            lambda line: line.account_id.account_type == "asset_receivable"
+        )
+        for partial in receivable.matched_credit_ids:
+            counterpart = partial.credit_move_id.move_id
+            if counterpart.origin_payment_id or counterpart.statement_line_id:
+                received += partial.amount
+        received += sum(
+            abs(payment.amount_company_currency_signed)
+            for payment in invoice.matched_payment_ids
+            if not payment.move_id and payment.state in ("in_process", "paid")
+        )
+        return received, abs(invoice.amount_total_signed)
+
+    @api.model
+    def _credit_topups(self, invoices):
+        """Credit the wallets of these paid top-up invoices: the credit of their
+        packages in proportion to the money received (a package paid 10 of 100,
+        the rest closed by a credit note, credits 15 of 150), its bonus above
+        the price paid booked to *Wallet Bonus Credit*. Once a payment: an
+        invoice credited, and not undone since, is not credited again; credited
+        again after its payment was undone and it is paid again, with new keys.
+        Returns the invoices credited."""
+        credited = invoices.browse()
+        for move in invoices:
+            if not (
+                move.billing_is_topup
+                and move.state == "posted"
+                and move.payment_state in PAID_STATES
+            ):
+                continue
+            company = move.company_id
+            currency = company.currency_id
+            wallet = self._get_wallet(move.partner_id, company)
+            wallet._lock()
+            _paid, _credit, granted = self._topup_grant(move)
+            if granted:
+                continue  # credited already
+            full_credit = full_paid = 0.0
+            for line in move._billing_topup_lines():
+                line_credit, line_paid = line._billing_topup_credit()
+                full_credit += line_credit
+                full_paid += line_paid
+            received, total = self._topup_money_received(move)
+            if currency.compare_amounts(received, total) >= 0:
+                credit, paid = full_credit, full_paid  # all paid with money
+            else:
+                credit = currency.round(full_credit * received / total)
+                paid = currency.round(full_paid * received / total)
+            if currency.compare_amounts(credit, 0) <= 0:
+                continue  # settled without money: nothing to credit
+            bonus = credit - paid
+            rounds = self.env["billing.wallet.move"].search_count(
+                [("invoice_id", "=", move.id), ("kind", "=", "topup")]
+            )
+            suffix = f":{rounds + 1}" if rounds else ""
+            label = self.env._("Top-up %(invoice)s", invoice=move.name)
+            entry = wallet._post_entry(
+                label,
+                [
+                    (company.billing_wallet_topup_account_id, paid, label),
+                    (company.billing_wallet_bonus_account_id, bonus, label),
+                    (company.billing_wallet_account_id, -credit, label),
+                ],
+            )
+            movements = [
+                {
+                    "kind": "topup",
+                    "name": label,
+                    "amount": paid,
+                    "origin": move.name,
+                    "idempotency_key": f"topup:{move.id}{suffix}",
+                    "account_move_id": entry.id,
+                    "invoice_id": move.id,
+                }
+            ]
+            if not currency.is_zero(bonus):
+                movements.append(
+                    {
+                        "kind": "bonus",
+                        "name": self.env._("Bonus on %(invoice)s", invoice=move.name),
+                        "amount": bonus,
+                        "origin": move.name,
+                        "idempotency_key": f"bonus:{move.id}{suffix}",
+                        "account_move_id": entry.id,
+                        "invoice_id": move.id,
+                    }
+                )
+            wallet._apply_movements(movements)
+            move.billing_topup_expires_at = False
+            credited |= move
+        return credited
+
+    @api.model
+    def _take_back_unpaid_topups(self, invoices):
+        """Take back the credit of these credited top-up invoices that are no
+        longer paid (a payment reset to draft, cancelled or unreconciled, the
+        invoice reset to draft or cancelled): what it still grants, less what
+        its credit notes took back, as one ``refund`` movement of the invoice
+        with the journal entry reversing its crediting. Refused with the balance
+        when the customer has spent that credit. The invoice, unpaid again, gets
+        a new payment window."""
+        Move = self.env["billing.wallet.move"].sudo()
+        for move in invoices:
+            if not move.billing_is_topup or (
+                move.state == "posted" and move.payment_state in PAID_STATES
+            ):
+                continue
+            company = move.company_id
+            currency = company.currency_id
+            wallet = self._get_wallet(move.partner_id, company, create=False)
+            if not wallet:
+                continue
+            wallet._lock()
+            paid, credit, granted = self._topup_grant(move)
+            if not granted:
+                continue
+            take = currency.round(credit + self._topup_refunded_since(move, granted))
+            if currency.compare_amounts(take, 0) <= 0:
+                continue  # its credit notes took it all back already
+            partner = move.commercial_partner_id
+            if float_compare(wallet.balance, take, precision_digits=USAGE_DIGITS) < 0:
+                raise UserError(
+                    self.env._(
+                        "The payment of top-up %(invoice)s cannot be undone: the "
+                        "%(take)s of credit it granted has been spent in part by "
+                        "%(partner)s, whose wallet balance of %(balance)s cannot "
+                        "give it back.",
+                        invoice=move.display_name,
+                        take=currency.format(take),
+                        partner=partner.display_name,
+                        balance=self._format_amount_exact(wallet.balance, currency),
+                    )
+                )
+            paid_part = currency.round(take * paid / credit) if credit else 0.0
+            label = self.env._(
+                "Payment of top-up %(invoice)s undone", invoice=move.name
+            )
+            entry = wallet._post_entry(
+                label,
+                [
+                    (company.billing_wallet_topup_account_id, -paid_part, label),
+                    (company.billing_wallet_bonus_account_id, paid_part - take, label),
+                    (company.billing_wallet_account_id, take, label),
+                ],
+            )
+            undone = Move.search_count(
+                [("invoice_id", "=", move.id), ("kind", "=", "refund")]
+            )
+            wallet._apply_movements(
+                [
+                    {
+                        "kind": "refund",
+                        "name": label,
+                        "amount": -take,
+                        "origin": move.name,
+                        "idempotency_key": f"untopup:{move.id}:{undone + 1}",
+                        "account_move_id": entry.id,
+                        "invoice_id": move.id,
+                    }
+                ]
+            )
+            hours = company.billing_topup_expiry_hours
+            if move.state == "posted" and hours:
+                move.billing_topup_expires_at = fields.Datetime.now() + timedelta(
+                    hours=hours
+                )
+            move.message_post(
+                body=self.env._(
+                    "%(amount)s of wallet credit taken back from %(partner)s: the "
+                    "payment of this top-up was undone.",
+                    amount=currency.format(take),
+                    partner=partner.display_name,
+                )
+            )
+
+    @api.model
+    def _is_wallet_payment_entry(self, move):
+        """Whether ``move`` is the journal entry of a payment of the wallet
+        journal."""
+        return bool(move.origin_payment_id) and (
+            move.journal_id == move.company_id.billing_wallet_journal_id
+        )
+
+    @api.model
+    def _entry_movements(self, moves):
+        """{journal entry id: the wallet movements it books} of ``moves``."""
+        if not moves.ids:
+            return {}
+        movements = (
+            self.env["billing.wallet.move"]
+            .sudo()
+            .search([("account_move_id", "in", moves.ids)], order="id")
+        )
+        return {
+            entry.id: booked
+            for entry, booked in movements.grouped("account_move_id").items()
+        }
+
+    @api.model
+    def _give_back_entries(self, moves):
+        """The journal entries among ``moves`` that gave money back to a wallet
+        from the receivable (``_give_back``): refund entries of the wallet
+        journal, not payments."""
+        booked = self._entry_movements(moves)
+        return moves.filtered(
+            lambda move: (
+                move.id in booked
+                and not self._is_wallet_payment_entry(move)
+                and "refund" in booked[move.id].mapped("kind")
+                and any(
+                    line.account_id.account_type == "asset_receivable"
+                    for line in move.line_ids
+                )
+            )
+        )
+
+    @api.model
+    def _check_entries_undoable(self, moves, delete=False):
+        """Refuse to reset to draft or cancel (with ``delete``: to delete) the
+        journal entries among ``moves`` that book wallet movements, as the
+        wallet and the books would then disagree; but the entries of wallet
+        payments may be reset to draft and cancelled (the amount goes back to
+        the wallet, see ``_refund_drafted_payments``), unless their amount was
+        given back already."""
+        booked = self._entry_movements(moves)
+        if delete and moves.ids:
+            linked = (
+                self.env["billing.wallet.move"]
+                .sudo()
+                .search([("invoice_id", "in", moves.ids)], limit=1)
+            )
+            if linked:
+                raise UserError(
+                    self.env._(
+                        "%(invoice)s has movements of the wallet of %(partner)s: "
+                        "it cannot be deleted; cancel it instead.",
+                        invoice=linked.invoice_id.display_name,
+                        partner=linked.wallet_id.partner_id.display_name,
+                    )
+                )
+        for move in moves:
+            movements = booked.get(move.id)
+            if not movements:
+                continue
+            partner = movements.wallet_id[:1].partner_id.display_name
+            if self._is_wallet_payment_entry(move):
+                if delete:
+                    raise UserError(
+                        self.env._(
+                            "Payment %(payment)s debited the wallet of %(partner)s: "
+                            "it cannot be deleted; cancel it instead.",
+                            payment=move.origin_payment_id.display_name,
+                            partner=partner,
+                        )
+                    )
+                receivable = move.line_ids.filtered(
+                    lambda line: line.account_id.account_type == "asset_receivable"
+                )
+                given_back = self._give_back_entries(
+                    receivable.matched_debit_ids.debit_move_id.move_id
+                )
+                if given_back:
+                    raise UserError(
+                        self.env._(
+                            "Payment %(payment)s cannot be reset to draft or "
+                            "cancelled: it was unreconciled from its invoice and "
+                            "entry %(entry)s gave its amount back to the wallet of "
+                            "%(partner)s.",
+                            payment=move.origin_payment_id.display_name,
+                            entry=given_back[0].display_name,
+                            partner=partner,
+                        )
+                    )
+                continue
+            kinds = set(movements.mapped("kind"))
+            labels = dict(movements._fields["kind"]._description_selection(self.env))
+            if kinds & {"topup", "bonus"}:
+                path = self.env._(
+                    "To take the credit back, undo the payment of top-up "
+                    "%(invoice)s or refund it with a credit note.",
+                    invoice=movements.invoice_id[:1].display_name,
+                )
+            else:
+                path = self.env._(
+                    "To correct the wallet, credit or debit it with Billing > "
+                    "Wallets > Credit or Debit a Wallet."
+                )
+            raise UserError(
+                self.env._(
+                    "Journal entry %(entry)s books movements of the wallet of "
+                    "%(partner)s (%(kinds)s): it cannot be reset to draft, "
+                    "cancelled or deleted, or the wallet and the books would "
+                    "disagree. %(path)s",
+                    entry=move.display_name,
+                    partner=partner,
+                    kinds=", ".join(sorted(labels[kind] for kind in kinds)),
+                    path=path,
+                )
+            )
+
+    @api.model
+    def _wallet_payments_to_refund(self, moves):
+        """{entry: its wallet} of the posted wallet payment entries among
+        ``moves``, about to be reset to draft."""
+        booked = self._entry_movements(moves)
+        return {
+            move: booked[move.id].wallet_id[:1]
+            for move in moves
+            if move.id in booked
+            and move.state == "posted"
+            and self._is_wallet_payment_entry(move)
+        }
+
+    @api.model
+    def _refund_drafted_payments(self, drafted):
+        """Give back to the wallets what these wallet payment entries, reset to
+        draft, debited and did not give back yet (``drafted`` as
+        ``_wallet_payments_to_refund`` gave them): one ``refund`` movement each,
+        key ``unpay:payment:<payment id>:<n>`` (a payment may be reset, posted
+        and reset again). Their entry no longer posted, the books have given
+        the amount back already: the movement records it with that entry."""
+        Move = self.env["billing.wallet.move"]
+        for move, wallet in drafted.items():
+            wallet._lock()
+            movements = Move.search([("account_move_id", "=", move.id)], order="id")
+            amount = -sum(movements.mapped("amount"))
+            currency = wallet.currency_id
+            if currency.compare_amounts(amount, 0) <= 0:
+                continue
+            payment = move.origin_payment_id
+            invoice = movements.filtered(lambda m: m.kind == "invoice_payment")[
+                -1:
+            ].invoice_id
+            undone = len(movements.filtered(lambda m: m.kind == "refund"))
+            label = self.env._(
+                "Payment %(payment)s undone: back to the wallet", payment=payment.name
+            )
+            wallet._apply_movements(
+                [
+                    {
+                        "kind": "refund",
+                        "name": label,
+                        "amount": amount,
+                        "origin": payment.name,
+                        "idempotency_key": f"unpay:payment:{payment.id}:{undone + 1}",
+                        "account_move_id": move.id,
+                        "invoice_id": invoice.id,
+                    }
+                ]
+            )
+            if invoice:
+                invoice.message_post(
+                    body=self.env._(
+                        "%(amount)s given back to the wallet of %(partner)s: wallet "
+                        "payment %(payment)s was reset to draft or cancelled.",
+                        amount=currency.format(amount),
+                        partner=wallet.partner_id.display_name,
+                        payment=payment.name,
+                    )
+                )
+
+    @api.model
+    def _wallet_payments_to_repost(self, payments):
+        """{payment: (wallet, invoice)} of the payments among ``payments`` paid
+        from the wallet once, reset to draft and now posted again; refused with
+        the reason when the payment cannot debit the wallet again (the balance
+        short, the invoice no longer due that much)."""
+        payments = payments.filtered(
+            lambda p: (
+                p.state == "draft"
+                and p.move_id
+                and p.journal_id == p.company_id.billing_wallet_journal_id
+            )
+        )
+        booked = self._entry_movements(payments.move_id)
+        plan = {}
+        for payment in payments:
+            if payment.move_id.id not in booked:
+                continue
+            wallet = booked[payment.move_id.id].wallet_id[:1]
+            invoice = payment.invoice_ids
+            currency = payment.company_currency_id
+            problem = None
+            if (
+                len(invoice) != 1
+                or invoice.move_type != "out_invoice"
+                or invoice.state != "posted"
+            ):
+                problem = self.env._("it pays no posted customer invoice")
+            elif (
+                invoice.commercial_partner_id != wallet.partner_id
+                or payment.partner_id.commercial_partner_id != wallet.partner_id
+            ):
+                problem = self.env._(
+                    "it must pay an invoice of %(partner)s",
+                    partner=wallet.partner_id.display_name,
+                )
+            elif payment.currency_id != currency:
+                problem = self.env._(
+                    "the wallet is kept in %(currency)s", currency=currency.name
+                )
+            elif currency.compare_amounts(payment.amount, invoice.amount_residual) > 0:
+                problem = self.env._(
+                    "its %(amount)s is more than the %(residual)s due on %(invoice)s",
+                    amount=currency.format(payment.amount),
+                    residual=currency.format(invoice.amount_residual),
+                    invoice=invoice.display_name,
+                )
+            else:
+                wallet._lock()
+                if (
+                    float_compare(
+                        wallet.balance, payment.amount, precision_digits=USAGE_DIGITS
+                    )
+                    < 0
+                ):
+                    problem = self.env._(
+                        "the wallet balance of %(balance)s does not cover %(amount)s",
+                        balance=wallet._format_exact(wallet.balance),
+                        amount=currency.format(payment.amount),
+                    )
+            if problem:
+                raise UserError(
+                    self.env._(
+                        "Payment %(payment)s cannot be posted again from the wallet "
+                        "of %(partner)s: %(problem)s.",
+                        payment=payment.display_name,
+                        partner=wallet.partner_id.display_name,
+                        problem=problem,
+                    )
+                )
+            plan[payment] = (wallet, invoice)
+        return plan
+
+    @api.model
+    def _debit_reposted_payments(self, plan):
+        """Reconcile the wallet payments posted again with their invoice and debit
+        the wallet again (``plan`` as ``_wallet_payments_to_repost`` gave it):
+        key ``invoice_payment:<payment id>:<n>``."""
+        Move = self.env["billing.wallet.move"]
+        for payment, (wallet, invoice) in plan.items():
+            move = payment.move_id
+            (move.line_ids + invoice.line_ids).filtered(
+                lambda line: (
+                    line.account_id.account_type == "asset_receivable"
+                    and not line.reconciled
+                )
+            ).reconcile()
+            debits = Move.search_count(
+                [("account_move_id", "=", move.id), ("kind", "=", "invoice_payment")]
+            )
+            wallet._apply_movements(
+                [
+                    {
+                        "kind": "invoice_payment",
+                        "name": self.env._(
+                            "Payment of %(invoice)s", invoice=invoice.name
+                        ),
+                        "amount": -payment.amount,
+                        "origin": invoice.name,
+                        "idempotency_key": f"invoice_payment:{payment.id}:{debits + 1}",
+                        "account_move_id": move.id,
+                        "invoice_id": invoice.id,
+                    }
+                ]
+            )
+
+    @api.model
+    def _wallet_payment_drafts(self, payments):
+        """The payments among ``payments`` whose draft entry books wallet
+        movements: cancelled with their entry, which is kept, not deleted."""
+        drafts = payments.filtered(lambda p: p.move_id.state == "draft")
+        booked = self._entry_movements(drafts.move_id)
+        return drafts.filtered(lambda p: p.move_id.id in booked)
+
+    @api.model
+    def _unreconcile_plan(self, partials):
+        """Before ``partials`` are removed: refused for those of an entry that
+        gave money back to a wallet; returns the partials of posted wallet
+        payments (not being reset to draft) whose amount goes back to the
+        wallet, and the entries whose top-up credit may have to be taken back
+        (see ``_after_unreconcile``)."""
+        lines = partials.debit_move_id | partials.credit_move_id
+        moves = lines.move_id
+        given_back = self._give_back_entries(moves)
+        booked = self._entry_movements(moves)
+        drafting = set(self.env.context.get("billing_wallet_drafting", ()))
+        refunds = []
+        for partial in partials:
+            debit = partial.debit_move_id
+            credit = partial.credit_move_id
+            entry = (debit.move_id | credit.move_id) & given_back
+            if entry:
+                other = (debit.move_id | credit.move_id) - entry
+                raise UserError(
+                    self.env._(
+                        "Entry %(entry)s gave %(amount)s back to the wallet of "
+                        "%(partner)s: its reconciliation with %(other)s cannot be "
+                        "removed.",
+                        entry=entry[0].display_name,
+                        amount=entry[0].company_currency_id.format(partial.amount),
+                        partner=entry[0].commercial_partner_id.display_name,
+                        other=other[:1].display_name,
+                    )
+                )
+            payment_entry = credit.move_id
+            if (
+                payment_entry.id in booked
+                and payment_entry.id not in drafting
+                and payment_entry.state == "posted"
+                and credit.account_id.account_type == "asset_receivable"
+                and self._is_wallet_payment_entry(payment_entry)
+            ):
+                refunds.append(
+                    {
+                        "key": f"unpay:{partial.id}",
+                        "line": credit,
+                        "amount": partial.amount,
+                        "counterpart": debit.move_id,
+                        "wallet": booked[payment_entry.id].wallet_id[:1],
+                    }
+                )
+        return refunds, moves
+
+    @api.model
+    def _after_unreconcile(self, plan):
+        """After partials are removed (``plan`` as ``_unreconcile_plan`` gave it):
+        the amount of the wallet payments unreconciled goes back to the wallet,
+        and the top-ups no longer paid give their credit back."""
+        refunds, moves = plan
+        for refund in refunds:
+            counterpart = refund["counterpart"]
+            payment = refund["line"].move_id.origin_payment_id
+            label = self.env._(
+                "Payment %(payment)s unreconciled from %(entry)s: back to the wallet",
+                payment=payment.name,
+                entry=counterpart.name,
+            )
+            refund["wallet"]._give_back(
+                refund["line"],
+                refund["amount"],
+                refund["key"],
+                label,
+                origin=payment.name,
+                invoice=counterpart if counterpart.is_invoice() else None,
+            )
+            if counterpart.is_invoice():
+                counterpart.message_post(
+                    body=self.env._(
+                        "%(amount)s given back to the wallet of %(partner)s: wallet "
+                        "payment %(payment)s was unreconciled from this invoice.",
+                        amount=counterpart.company_currency_id.format(refund["amount"]),
+                        partner=refund["wallet"].partner_id.display_name,
+                        payment=payment.name,
+                    )
+                )
+        self._take_back_unpaid_topups(moves.exists())
+
+    def _give_back(self, line, amount, key, label, origin, invoice=None):
+        """Move ``amount`` of the customer's credit left open on the receivable
+        ``line`` (a wallet payment unreconciled, a credit note) into this
+        wallet: a journal entry from the receivable to the wallet account,
+        reconciled with ``line``, and a ``refund`` movement of ``key``."""
+        self.ensure_one()
+        self._lock()
+        currency = self.currency_id
+        if self._has_movement(key) or currency.compare_amounts(amount, 0) <= 0:
+            return
+        entry = self._post_entry(
+            label,
+            [
+                (line.account_id, amount, label),
+                (self.company_id.billing_wallet_account_id, -amount, label),
+            ],
+        )
+        counterpart = entry.line_ids.filtered(
+            lambda entry_line: entry_line.account_id == line.account_id
+        )
+        (counterpart + line).reconcile()
+        self._apply_movements(
+            [
+                {
+                    "kind": "refund",
+                    "name": label,
+                    "amount": amount,
+                    "origin": origin,
+                    "idempotency_key": key,
+                    "account_move_id": entry.id,
+                    "invoice_id": invoice.id if invoice else False,
+                }
+            ]
+        )
+
+    @api.model
+    def _wallet_paid(self, invoice):
+        """What ``invoice`` has been paid from the wallet and not given back."""
+        Move = self.env["billing.wallet.move"].sudo()
+        own = Move.search(
+            [
+                ("invoice_id", "=", invoice.id),
+                ("kind", "in", ("invoice_payment", "refund")),
+            ]
+        )
+        returned = Move.search(
+            [
+                ("invoice_id", "in", invoice.reversal_move_ids.ids),
+                ("idempotency_key", "=like", "credit_note:%"),
+            ]
+        )
+        return -sum(own.mapped("amount")) - sum(returned.mapped("amount"))
+
+    @api.model
+    def _give_back_credit_notes(self, refunds):
+        """Credit the wallet with what the posted credit notes ``refunds`` of
+        invoices paid from the wallet leave open on the receivable (a credit
+        note of an invoice already paid), up to what the wallet paid of the
+        invoice: a prepaid customer's money goes back where it came from. Key
+        ``credit_note:<credit note id>``."""
+        for refund in refunds:
+            origin = refund.reversed_entry_id
+            if (
+                refund.move_type != "out_refund"
+                or not origin
+                or origin.billing_is_topup
+                or refund.currency_id != refund.company_currency_id
+            ):
+                continue
+            wallet = self._get_wallet(
+                origin.partner_id, origin.company_id, create=False
+            )
+            if not wallet:
+                continue
+            wallet._lock()
+            lines = refund.line_ids.filtered(
+                lambda line: (
+                    line.account_id.account_type == "asset_receivable"
+                    and not line.reconciled
+                )
+            )
+            amount = min(
+                -sum(lines.mapped("amount_residual")), self._wallet_paid(origin)
+            )
+            if not lines or refund.currency_id.compare_amounts(amount, 0) <= 0:
+                continue
+            wallet._give_back(
+                lines[0],
+                refund.currency_id.round(amount),
+                f"credit_note:{refund.id}",
+                self.env._(
+                    "Credit note %(refund)s of %(invoice)s: back to the wallet",
+                    refund=refund.name,
+                    invoice=origin.name,
+                ),
+                origin=refund.name,
+                invoice=refund,
+            )
+            refund.message_post(
+                body=self.env._(
+                    "%(amount)s given back to the wallet of %(partner)s, which paid "
+                    "invoice %(invoice)s.",
+                    amount=refund.currency_id.format(amount),
+                    partner=wallet.partner_id.display_name,
+                    invoice=origin.display_name,
                 )
             )
 

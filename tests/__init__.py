@@ -18,3 +18,4 @@ from . import test_billing_wallet_refund
 from . import test_billing_mode_change
 from . import test_billing_usage_exact
 from . import test_billing_recurring_periods
+from . import test_billing_wallet_undo

@@ -85,6 +85,8 @@ class TestBillingWallet(BillingWalletCommon):
         self.assertIn(self.customer, message.partner_ids)
 
     def test_unreconcile_and_reconcile_again_credits_once(self):
+        """Unreconciled, the payment no longer pays the top-up: its credit is taken
+        back; reconciled again, it is credited again, once."""
         invoice = self._invoice([(self.package, 1, 100.0)])
         payment = self._pay(invoice)
         self.assertEqual(self.customer.billing_balance, 150.0)
@@ -93,12 +95,27 @@ class TestBillingWallet(BillingWalletCommon):
         )
         receivable.remove_move_reconcile()
         self.assertEqual(invoice.payment_state, "not_paid")
+        self.customer.invalidate_recordset()
+        self.assertEqual(self.customer.billing_balance, 0.0)
+        self.assertBooksMatchWallet()
         (receivable + invoice.line_ids).filtered(
             lambda line: line.account_id.account_type == "asset_receivable"
         ).reconcile()
         self.assertEqual(invoice.payment_state, "paid")
+        self.customer.invalidate_recordset()
         self.assertEqual(self.customer.billing_balance, 150.0)
-        self.assertEqual(len(self._wallet().move_ids), 2)
+        self.assertEqual(
+            self._wallet().move_ids.sorted("id").mapped("idempotency_key"),
+            [
+                f"topup:{invoice.id}",
+                f"bonus:{invoice.id}",
+                f"untopup:{invoice.id}:1",
+                f"topup:{invoice.id}:2",
+                f"bonus:{invoice.id}:2",
+            ],
+        )
+        invoice._billing_credit_topups()
+        self.assertEqual(len(self._wallet().move_ids), 5)
         self.assertBooksMatchWallet()
 
     def test_confirming_payment_twice_credits_once(self):
