@@ -281,22 +281,6 @@ class AccountMove(models.Model):
         )._billing_auto_pay_from_wallet()
         return posted
 
-    def button_draft(self):
-        # Entries booking wallet movements are refused, but wallet payments:
-        # their amount goes back to the wallet, and top-ups no longer paid give
-        # their credit back.
-        # sudo: the wallets of these entries' customers, kept equal to the books
-        # whoever resets them.
-        Wallet = self.env["billing.wallet"].sudo()
-        Wallet._check_entries_undoable(self)
-        drafted = Wallet._wallet_payments_to_refund(self)
-        res = super(
-            AccountMove, self.with_context(billing_wallet_drafting=self.ids)
-        ).button_draft()
-        Wallet._refund_drafted_payments(drafted)
-        Wallet._take_back_unpaid_topups(self.sudo())
-        return res
-
     @api.ondelete(at_uninstall=False)
     def _unlink_except_billing_wallet_entry(self):
         self.env["billing.wallet"].sudo()._check_entries_undoable(self, delete=True)
@@ -316,8 +300,22 @@ class AccountMove(models.Model):
         return res
 
     def button_draft(self):
+        # Entries booking wallet movements are refused, but wallet payments:
+        # their amount goes back to the wallet, and top-ups no longer paid give
+        # their credit back. A cancelled invoice reset to draft bills its usage
+        # again.
+        # sudo: the wallets of these entries' customers, kept equal to the books
+        # whoever resets them.
+        Wallet = self.env["billing.wallet"].sudo()
+        Wallet._check_entries_undoable(self)
         self.env["billing.charge"]._rebill_cancelled_invoices(self)
-        return super().button_draft()
+        drafted = Wallet._wallet_payments_to_refund(self)
+        res = super(
+            AccountMove, self.with_context(billing_wallet_drafting=self.ids)
+        ).button_draft()
+        Wallet._refund_drafted_payments(drafted)
+        Wallet._take_back_unpaid_topups(self.sudo())
+        return res
 
     def action_billing_pay_from_wallet(self):
         """Pay the residual of these customer invoices from their customers'
