@@ -17,3 +17,4 @@ from . import test_billing_wallet_exact
 from . import test_billing_wallet_refund
 from . import test_billing_mode_change
 from . import test_billing_topup_payment
+from . import test_billing_wallet_limit
