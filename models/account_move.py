@@ -691,7 +691,11 @@ class AccountMove(models.Model):
     def _billing_auto_pay_from_wallet(self):
         """Pay these just-posted customer invoices from the wallet when the company
         allows it or a product asks for it, and the balance covers them; say in
-        the chatter why an invoice was not."""
+        the chatter why an invoice was not; never when the caller registers the
+        payment received instead (``billing_skip_wallet_auto_pay`` in the
+        context, Create & Claim)."""
+        if self.env.context.get("billing_skip_wallet_auto_pay"):
+            return
         Wallet = self.env["billing.wallet"].sudo()
         wallets = {
             company: Wallet._get_wallets(moves.partner_id, company, create=False)

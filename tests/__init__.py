@@ -18,3 +18,4 @@ from . import test_billing_wallet_refund
 from . import test_billing_mode_change
 from . import test_billing_topup_payment
 from . import test_billing_wallet_limit
+from . import test_billing_invoice_claim
