@@ -38,13 +38,15 @@ class TestBillingWalletLimit(BillingWalletCommon):
         # 999,999,999.99 was stored as 999,999,999.990002 (Odoo's float rounding at
         # 6 decimals drifts from about 5e8), 12,345,678,901,234.56 as ...234.59.
         for amount in (12_345_678_901_234.56, 999_999_999.99, 100_000_000.0):
-            with self.subTest(amount=amount):
-                with self.assertRaisesRegex(
+            with (
+                self.subTest(amount=amount),
+                self.assertRaisesRegex(
                     UserError,
                     r"Amount of the wallet credit for Prepaid Customer must be "
                     r"below \S*\s?100,000,000\.00",
-                ):
-                    self._adjust(amount)
+                ),
+            ):
+                self._adjust(amount)
 
     def test_credit_below_the_limit_is_exact(self):
         self._adjust(99_999_999.99)
