@@ -2,6 +2,7 @@ from datetime import date
 
 from freezegun import freeze_time
 
+from odoo.exceptions import UserError
 from odoo.tests import Form, tagged
 
 from .recurring_common import BillingRecurringCommon
@@ -125,3 +126,16 @@ class TestBillingInvoiceClaim(BillingRecurringCommon):
         self.assertIn("2.00", str(excess.body))
         self.assertEqual(self.postpaid.billing_balance, 50.0)
         self.assertBooksMatchWallet(self.postpaid)
+
+    def test_recharge_beyond_wallet_limit_refused(self):
+        form = Form(self.env["billing.invoice.create"])
+        form.customer_type = "prepaid"
+        form.partner_id = self.customer
+        form.amount = 12_345_678_901_234.56
+        wizard = form.save()
+        for action in (wizard.action_create_invoice, wizard.action_claim):
+            with self.assertRaisesRegex(
+                UserError,
+                r"Recharge Amount of the invoice for Prepaid Customer must be below",
+            ):
+                action()

@@ -4,6 +4,8 @@ from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import SQL
 
+from ..models.billing_wallet import WALLET_AMOUNT_LIMIT
+
 
 class BillingInvoiceCreate(models.TransientModel):
     _name = "billing.invoice.create"
@@ -286,6 +288,15 @@ class BillingInvoiceCreate(models.TransientModel):
                         "Recharge Amount of the invoice for %(partner)s must be "
                         "positive.",
                         partner=partner.display_name,
+                    )
+                )
+            if self.currency_id.compare_amounts(self.amount, WALLET_AMOUNT_LIMIT) >= 0:
+                raise UserError(
+                    self.env._(
+                        "Recharge Amount of the invoice for %(partner)s must be "
+                        "below %(limit)s, the most a wallet holds exactly.",
+                        partner=partner.display_name,
+                        limit=self.currency_id.format(WALLET_AMOUNT_LIMIT),
                     )
                 )
         else:
