@@ -21,6 +21,15 @@ PAID_STATES = ("paid", "in_payment")
 OPEN_STATES = ("not_paid", "partial")
 # States of an online payment transaction the provider may still confirm.
 IN_FLIGHT_TX_STATES = ("pending", "authorized")
+# Online payments in flight: still to be confirmed, or confirmed and their
+# payment still to be created by the post-processing.
+IN_FLIGHT_TX_DOMAIN = [
+    "|",
+    ("state", "in", IN_FLIGHT_TX_STATES),
+    "&",
+    ("state", "=", "done"),
+    ("is_post_processed", "=", False),
+]
 DUE_STATUSES = [
     ("not_due", "Not Due"),
     ("due_today", "Due Today"),
@@ -748,7 +757,7 @@ class AccountMove(models.Model):
     def _billing_topup_payment_in_flight(self):
         """Whether an online payment of this invoice is still being processed: a
         transaction the provider has pending or authorized, that can still be
-        confirmed. A draft transaction (the customer was sent to the payment page)
+        confirmed, or one confirmed whose payment is still to be created. A draft transaction (the customer was sent to the payment page)
         does not count: a confirmation of it after the expiry reopens the invoice
         (see ``_billing_reopen_expired_topups``)."""
         self.ensure_one()
@@ -765,8 +774,8 @@ class AccountMove(models.Model):
                 transactions.ids,
             )
         )
-        transactions.invalidate_recordset(["state"])
-        return any(tx.state in IN_FLIGHT_TX_STATES for tx in transactions)
+        transactions.invalidate_recordset(["state", "is_post_processed"])
+        return bool(transactions.filtered_domain(IN_FLIGHT_TX_DOMAIN))
 
     def _billing_expire_topup(self):
         """Cancel this unpaid top-up invoice and tell the customer; not while an
@@ -808,12 +817,13 @@ class AccountMove(models.Model):
     def _cron_billing_expire_topups(self, batch_size=200):
         """Cancel the top-up invoices still unpaid when their window has passed."""
         # Not while an online payment is in flight: it is picked again once its
-        # transaction is final (cancelled or failed; a confirmed one paid it).
+        # transaction is final (cancelled or failed; a confirmed one paid it once
+        # post-processed).
         domain = [
             ("billing_topup_expires_at", "<=", fields.Datetime.now()),
             ("state", "=", "posted"),
             ("payment_state", "=", "not_paid"),
-            ("transaction_ids", "not any", [("state", "in", IN_FLIGHT_TX_STATES)]),
+            ("transaction_ids", "not any", IN_FLIGHT_TX_DOMAIN),
         ]
         moves = self.search(domain, limit=batch_size, order="billing_topup_expires_at")
         done = 0

@@ -128,6 +128,23 @@ class TestBillingTopupInFlight(BillingWalletCommon):
         self.assertEqual(invoice.state, "posted", "a paid top-up never expires")
         self.assertBooksMatchWallet()
 
+    def test_confirmed_payment_not_yet_processed_keeps_topup_open(self):
+        """The provider confirmed the payment; the post-processing creating its
+        payment (the customer's return page or its cron) has not run yet."""
+        invoice = self._topup()
+        tx = self._transaction(invoice)
+        tx._set_done()
+        self.assertEqual(self._expire(), 0)
+        self.assertEqual(invoice.state, "posted")
+        tx._post_process()
+        self.assertIn(invoice.payment_state, ("paid", "in_payment"))
+        self.assertEqual(self.customer.billing_balance, 150.0)
+        self.assertFalse(
+            invoice.message_ids.filtered(lambda m: "cancelled" in (m.subject or "")),
+            "no word of a cancellation to the customer",
+        )
+        self.assertBooksMatchWallet()
+
     def test_payment_failing_after_window_lets_topup_expire(self):
         for final in ("cancel", "error"):
             with self.subTest(final=final):
