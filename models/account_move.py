@@ -757,9 +757,10 @@ class AccountMove(models.Model):
     def _billing_topup_payment_in_flight(self):
         """Whether an online payment of this invoice is still being processed: a
         transaction the provider has pending or authorized, that can still be
-        confirmed, or one confirmed whose payment is still to be created. A draft transaction (the customer was sent to the payment page)
-        does not count: a confirmation of it after the expiry reopens the invoice
-        (see ``_billing_reopen_expired_topups``)."""
+        confirmed, or one confirmed whose payment is still to be created. A draft
+        transaction (the customer was sent to the payment page) does not count: a
+        confirmation of it after the expiry reopens the invoice (see
+        ``_billing_reopen_expired_topups``)."""
         self.ensure_one()
         # sudo: the transactions of the invoice, whoever runs the expiry.
         transactions = self.sudo().transaction_ids
