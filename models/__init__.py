@@ -11,6 +11,7 @@ from . import billing_run
 from . import billing_run_failure
 from . import billing_wallet
 from . import billing_wallet_move
+from . import payment_transaction
 from . import product_template
 from . import res_company
 from . import res_config_settings

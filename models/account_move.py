@@ -5,6 +5,7 @@ import re
 from datetime import timedelta
 
 import qrcode
+from psycopg2 import errors
 from qrcode.image.pil import PilImage
 
 from odoo import Command, api, fields, models
@@ -18,6 +19,17 @@ _logger = logging.getLogger(__name__)
 
 PAID_STATES = ("paid", "in_payment")
 OPEN_STATES = ("not_paid", "partial")
+# States of an online payment transaction the provider may still confirm.
+IN_FLIGHT_TX_STATES = ("pending", "authorized")
+# Online payments in flight: still to be confirmed, or confirmed and their
+# payment still to be created by the post-processing.
+IN_FLIGHT_TX_DOMAIN = [
+    "|",
+    ("state", "in", IN_FLIGHT_TX_STATES),
+    "&",
+    ("state", "=", "done"),
+    ("is_post_processed", "=", False),
+]
 DUE_STATUSES = [
     ("not_due", "Not Due"),
     ("due_today", "Due Today"),
@@ -46,6 +58,13 @@ class AccountMove(models.Model):
         readonly=True,
         index="btree_not_null",
         help="When this top-up invoice is cancelled if it is still unpaid.",
+    )
+    billing_topup_expired = fields.Boolean(
+        string="Top-up Expired",
+        copy=False,
+        readonly=True,
+        help="This top-up invoice was cancelled because it was still unpaid when its "
+        "window closed; an online payment confirmed afterwards reopens it.",
     )
     billing_wallet_move_ids = fields.One2many(
         comodel_name="billing.wallet.move",
@@ -665,7 +684,11 @@ class AccountMove(models.Model):
     def _billing_auto_pay_from_wallet(self):
         """Pay these just-posted customer invoices from the wallet when the company
         allows it or a product asks for it, and the balance covers them; say in
-        the chatter why an invoice was not."""
+        the chatter why an invoice was not; never when the caller registers the
+        payment received instead (``billing_skip_wallet_auto_pay`` in the
+        context, Create & Claim)."""
+        if self.env.context.get("billing_skip_wallet_auto_pay"):
+            return
         Wallet = self.env["billing.wallet"].sudo()
         wallets = {
             company: Wallet._get_wallets(moves.partner_id, company, create=False)
@@ -715,34 +738,91 @@ class AccountMove(models.Model):
                     )
                 )
 
-    def _billing_expire_topup(self):
-        """Cancel this unpaid top-up invoice and tell the customer."""
+    def _billing_topup_payment_in_flight(self):
+        """Whether an online payment of this invoice is still being processed: a
+        transaction the provider has pending or authorized, that can still be
+        confirmed, or one confirmed whose payment is still to be created. A draft
+        transaction (the customer was sent to the payment page) does not count: a
+        confirmation of it after the expiry reopens the invoice (see
+        ``_billing_reopen_expired_topups``)."""
         self.ensure_one()
+        # sudo: the transactions of the invoice, whoever runs the expiry.
+        transactions = self.sudo().transaction_ids
+        if not transactions:
+            return False
+        # Wait for a provider notification updating them right now, and read
+        # their committed state.
+        self.env.cr.execute(
+            SQL(
+                "SELECT id FROM payment_transaction WHERE id = ANY(%s) "
+                "ORDER BY id FOR UPDATE",
+                transactions.ids,
+            )
+        )
+        transactions.invalidate_recordset(["state", "is_post_processed"])
+        return bool(transactions.filtered_domain(IN_FLIGHT_TX_DOMAIN))
+
+    def _billing_expire_topup(self):
+        """Cancel this unpaid top-up invoice and tell the customer; not while an
+        online payment of it is in flight. Returns whether it was cancelled."""
+        self.ensure_one()
+        if self._billing_topup_payment_in_flight():
+            return False
         self.button_draft()
         self.button_cancel()
         self.billing_topup_expires_at = False
+        self.billing_topup_expired = True
         template = self.env.ref(
             "prepaid_postpaid_billing.mail_template_topup_expired",
             raise_if_not_found=False,
         )
         if template:
             self.message_post_with_source(template, subtype_xmlid="mail.mt_comment")
+        return True
+
+    def _billing_reopen_expired_topups(self):
+        """Post again these top-up invoices cancelled by the expiry, an online
+        payment of which was confirmed afterwards: the payment then reconciles
+        with the invoice and credits the wallet, instead of failing on a
+        cancelled invoice."""
+        for move in self.filtered(
+            lambda m: m.state == "cancel" and m.billing_topup_expired
+        ):
+            move.button_draft()
+            move.action_post()
+            move.billing_topup_expired = False
+            move.message_post(
+                body=self.env._(
+                    "Reopened: an online payment of this expired top-up was "
+                    "confirmed by the payment provider."
+                )
+            )
 
     @api.model
     def _cron_billing_expire_topups(self, batch_size=200):
         """Cancel the top-up invoices still unpaid when their window has passed."""
+        # Not while an online payment is in flight: it is picked again once its
+        # transaction is final (cancelled or failed; a confirmed one paid it once
+        # post-processed).
         domain = [
             ("billing_topup_expires_at", "<=", fields.Datetime.now()),
             ("state", "=", "posted"),
             ("payment_state", "=", "not_paid"),
+            ("transaction_ids", "not any", IN_FLIGHT_TX_DOMAIN),
         ]
         moves = self.search(domain, limit=batch_size, order="billing_topup_expires_at")
         done = 0
         for move in moves:
             try:
                 with self.env.cr.savepoint():
-                    move._billing_expire_topup()
-                done += 1
+                    expired = move._billing_expire_topup()
+                done += 1 if expired else 0
+            except (
+                errors.SerializationFailure,
+                errors.LockNotAvailable,
+            ):
+                # Its payment changed meanwhile: the next run sees it as it is.
+                _logger.info("Unpaid top-up %s is being paid: skipped.", move.name)
             except (UserError, ValidationError) as error:
                 _logger.warning(
                     "Unpaid top-up %s could not be cancelled: %s", move.name, error

@@ -1,6 +1,7 @@
 import logging
 from collections import defaultdict
 from datetime import timedelta
+from decimal import ROUND_HALF_UP, Decimal
 
 from psycopg2 import errors
 
@@ -12,6 +13,18 @@ from .account_move import PAID_STATES
 from .billing_charge import USAGE_DIGITS
 
 _logger = logging.getLogger(__name__)
+
+# Wallet amounts and balances stay below this: the ORM keeps Float values as
+# Python floats rounded to the usage precision, exact to the micro-unit only below
+# about 5e8; from there a balance drifts (999,999,999.99 became ...990002).
+WALLET_AMOUNT_LIMIT = 100_000_000
+MICRO = Decimal(1).scaleb(-USAGE_DIGITS)
+
+
+def exact_amount(value):
+    """``value`` (a float of the usage precision, or any number) as the Decimal of
+    the usage precision it stands for."""
+    return Decimal(repr(float(value))).quantize(MICRO, rounding=ROUND_HALF_UP)
 
 
 class BillingWallet(models.Model):
@@ -172,8 +185,23 @@ class BillingWallet(models.Model):
                     )
                 )
             return existing
-        amounts = [float_round(vals["amount"], USAGE_DIGITS) for vals in movements]
-        delta = float_round(sum(amounts), USAGE_DIGITS)
+        for vals in movements:
+            if abs(vals["amount"]) >= WALLET_AMOUNT_LIMIT:
+                raise UserError(
+                    self.env._(
+                        "Wallet of %(partner)s: Amount %(amount)s of movement "
+                        "%(name)s is beyond what a wallet holds exactly: amounts "
+                        "must be below %(limit)s.",
+                        partner=self.partner_id.display_name,
+                        amount=self._format_exact(vals["amount"]),
+                        name=vals.get("name") or vals["idempotency_key"],
+                        limit=self._format_exact(WALLET_AMOUNT_LIMIT),
+                    )
+                )
+        # Exact decimal arithmetic: the balance is numeric in PostgreSQL, the
+        # amounts and balances written are exact Decimals of the usage precision.
+        amounts = [exact_amount(vals["amount"]) for vals in movements]
+        delta = sum(amounts, Decimal(0))
         self.env.cr.execute(
             SQL(
                 """
@@ -182,27 +210,44 @@ class BillingWallet(models.Model):
                        write_uid = %(uid)s,
                        write_date = NOW() AT TIME ZONE 'UTC'
                  WHERE id = %(id)s AND balance + %(delta)s >= 0
-             RETURNING balance
+                   AND balance + %(delta)s < %(limit)s
+             RETURNING balance::text
                 """,
                 delta=delta,
                 digits=USAGE_DIGITS,
                 uid=self.env.uid,
                 id=self.id,
+                limit=WALLET_AMOUNT_LIMIT,
             )
         )
         row = self.env.cr.fetchone()
         self.invalidate_recordset(["balance"])
         if row is None:
+            if exact_amount(self.balance) + delta >= WALLET_AMOUNT_LIMIT:
+                raise UserError(
+                    self.env._(
+                        "Wallet of %(partner)s: a movement of %(amount)s would bring "
+                        "its balance of %(balance)s to %(new)s, beyond what a wallet "
+                        "holds exactly: balances must stay below %(limit)s.",
+                        partner=self.partner_id.display_name,
+                        balance=self._format_exact(self.balance),
+                        amount=self._format_exact(float(delta)),
+                        new=self._format_exact(
+                            float(exact_amount(self.balance) + delta)
+                        ),
+                        limit=self._format_exact(WALLET_AMOUNT_LIMIT),
+                    )
+                )
             raise UserError(
                 self.env._(
                     "Wallet of %(partner)s: the balance of %(balance)s does not cover "
                     "a debit of %(amount)s.",
                     partner=self.partner_id.display_name,
                     balance=self._format_exact(self.balance),
-                    amount=self._format_exact(-delta),
+                    amount=self._format_exact(float(-delta)),
                 )
             )
-        balance_after = row[0] - delta
+        balance_after = Decimal(row[0]) - delta
         vals_list = []
         for vals, amount in zip(movements, amounts, strict=True):
             balance_after += amount
@@ -210,8 +255,8 @@ class BillingWallet(models.Model):
                 {
                     **vals,
                     "wallet_id": self.id,
-                    "amount": amount,
-                    "balance_after": float_round(balance_after, USAGE_DIGITS),
+                    "amount": float(amount),
+                    "balance_after": float(balance_after),
                 }
             )
         moves = Move.create(vals_list)

@@ -4,6 +4,8 @@ from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import SQL
 
+from ..models.billing_wallet import WALLET_AMOUNT_LIMIT
+
 
 class BillingInvoiceCreate(models.TransientModel):
     _name = "billing.invoice.create"
@@ -94,6 +96,12 @@ class BillingInvoiceCreate(models.TransientModel):
     payment_reference = fields.Char(
         help="Reference of the payment: bank transfer, receipt or cheque number."
     )
+    payment_excess = fields.Monetary(
+        string="Received Beyond the Total",
+        compute="_compute_payment_excess",
+        help="Part of the amount received beyond the invoice total: it is not "
+        "credited to the wallet, it stays as outstanding credit of the customer.",
+    )
 
     # -------------------------------------------------------------------------
     # COMPUTE METHODS
@@ -135,6 +143,14 @@ class BillingInvoiceCreate(models.TransientModel):
             vals = wizard._prepare_invoice_vals()[0]
             draft = Move.with_company(wizard.company_id).new(vals)
             wizard.amount_total = draft.tax_totals["total_amount_currency"]
+
+    @api.depends("payment_amount", "amount_total")
+    def _compute_payment_excess(self):
+        for wizard in self:
+            excess = wizard.payment_amount - wizard.amount_total
+            wizard.payment_excess = (
+                excess if wizard.currency_id.compare_amounts(excess, 0) > 0 else 0.0
+            )
 
     # -------------------------------------------------------------------------
     # ONCHANGE METHODS
@@ -228,10 +244,11 @@ class BillingInvoiceCreate(models.TransientModel):
 
     def action_create_and_claim(self):
         """Create and confirm the invoice and register the payment already
-        received; a paid recharge credits the customer's wallet."""
+        received; a paid recharge credits the customer's wallet. The invoice is
+        not paid from the wallet: it is paid by the payment received."""
         self.ensure_one()
         self._check_payment_data()
-        invoice = self._create_invoice()
+        invoice = self._create_invoice(pay_from_wallet=False)
         self._register_payment(invoice)
         return self._open_invoice(invoice)
 
@@ -279,6 +296,15 @@ class BillingInvoiceCreate(models.TransientModel):
                         "Recharge Amount of the invoice for %(partner)s must be "
                         "positive.",
                         partner=partner.display_name,
+                    )
+                )
+            if self.currency_id.compare_amounts(self.amount, WALLET_AMOUNT_LIMIT) >= 0:
+                raise UserError(
+                    self.env._(
+                        "Recharge Amount of the invoice for %(partner)s must be "
+                        "below %(limit)s, the most a wallet holds exactly.",
+                        partner=partner.display_name,
+                        limit=self.currency_id.format(WALLET_AMOUNT_LIMIT),
                     )
                 )
         else:
@@ -465,9 +491,10 @@ class BillingInvoiceCreate(models.TransientModel):
         )
         return self.env.cr.fetchall()
 
-    def _create_invoice(self):
+    def _create_invoice(self, pay_from_wallet=True):
         """Create and post the invoice, linking the listed usage records to its
-        lines; nothing is written when one of them was invoiced meanwhile."""
+        lines; nothing is written when one of them was invoiced meanwhile. Without
+        ``pay_from_wallet``, posting it does not pay it from the wallet."""
         self._check_billing_user()
         if self.customer_type == "postpaid" and self.charge_ids:
             # Hold the listed records against a recurring run billing them now,
@@ -496,12 +523,17 @@ class BillingInvoiceCreate(models.TransientModel):
         # The user was checked to be a Billing User, who bills usage; charges are
         # read-only records whose state only invoicing changes.
         self.env["billing.charge"]._link_invoice_lines(charge_ids, line_ids)
-        invoice.action_post()
+        invoice.with_context(
+            billing_skip_wallet_auto_pay=not pay_from_wallet
+        ).action_post()
         return invoice
 
     def _register_payment(self, invoice):
         """Register the payment received for ``invoice`` with Odoo's payment
-        wizard, reconciled with it."""
+        wizard, reconciled with it. What is received beyond the invoice total
+        stays as outstanding credit of the customer, as the invoice's chatter
+        says."""
+        excess = self.payment_amount - invoice.amount_residual
         method_line = self.payment_journal_id.inbound_payment_method_line_ids[:1]
         register = (
             self.env["account.payment.register"]
@@ -517,7 +549,20 @@ class BillingInvoiceCreate(models.TransientModel):
                 }
             )
         )
-        return register._create_payments()
+        payments = register._create_payments()
+        if invoice.currency_id.compare_amounts(excess, 0) > 0:
+            invoice.message_post(
+                body=self.env._(
+                    "Payment received: %(received)s, %(excess)s more than the "
+                    "invoice total. The excess is not credited to the wallet: it "
+                    "stays as outstanding credit of %(partner)s, to reconcile with "
+                    "a later invoice or to refund.",
+                    received=invoice.currency_id.format(self.payment_amount),
+                    excess=invoice.currency_id.format(excess),
+                    partner=invoice.commercial_partner_id.display_name,
+                )
+            )
+        return payments
 
     def _reopen(self):
         return {

@@ -3,6 +3,8 @@ import uuid
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
 
+from ..models.billing_wallet import WALLET_AMOUNT_LIMIT
+
 
 class BillingWalletAdjust(models.TransientModel):
     _name = "billing.wallet.adjust"
@@ -57,6 +59,17 @@ class BillingWalletAdjust(models.TransientModel):
                     "positive.",
                     direction=self.direction,
                     partner=self.partner_id.display_name,
+                )
+            )
+        if self.currency_id.compare_amounts(self.amount, WALLET_AMOUNT_LIMIT) >= 0:
+            raise UserError(
+                self.env._(
+                    "Amount of the wallet %(direction)s for %(partner)s must be "
+                    "below %(limit)s: a wallet keeps its balance exact to the "
+                    "fraction of a cent only up to there.",
+                    direction=self.direction,
+                    partner=self.partner_id.display_name,
+                    limit=self.currency_id.format(WALLET_AMOUNT_LIMIT),
                 )
             )
         if not self.reason.strip():
