@@ -1,6 +1,8 @@
 from datetime import date
+from unittest.mock import patch
 
 from odoo import Command
+from odoo.tests import Form
 
 from .wallet_common import BillingWalletCommon
 
@@ -85,6 +87,43 @@ class BillingRecurringCommon(BillingWalletCommon):
 
     def _run(self, today=date(2026, 11, 5), **kwargs):
         return self.env["billing.recurring"]._billing_run(today=today, **kwargs)
+
+    def _postpaid_wizard(
+        self, partner=None, date_from=date(2026, 10, 1), date_to=date(2026, 10, 31)
+    ):
+        """Create Invoice for the postpaid ``partner``'s usage of the period, the
+        usage listed."""
+        form = Form(self.env["billing.invoice.create"])
+        form.customer_type = "postpaid"
+        form.partner_id = partner or self.postpaid
+        form.date_from = date_from
+        form.date_to = date_to
+        wizard = form.save()
+        wizard.action_fetch_charges()
+        return wizard
+
+    def _run_killed_on_second_batch(self, schedules, **kwargs):
+        """A run of ``schedules`` whose process dies as its second batch starts,
+        the first batch committed; returns the error it died of. Not under
+        assertRaises: its savepoint would undo the first batch too, which the
+        cron commits before the second starts."""
+        original = type(schedules)._billing_invoice_due
+        calls = []
+
+        def crash_on_second_batch(records, today):
+            calls.append(records.ids)
+            if len(calls) == 2:
+                raise RuntimeError("worker killed")
+            return original(records, today)
+
+        with patch.object(
+            type(schedules), "_billing_invoice_due", crash_on_second_batch
+        ):
+            try:
+                self._run(**kwargs)
+            except RuntimeError as error:
+                return str(error)
+        return None
 
     def assertChargesMatchUsageLines(self, invoice):
         """Invariant 4: each usage line bills exactly its charges."""

@@ -61,13 +61,7 @@ class TestBillingInvoiceClaim(BillingRecurringCommon):
         self.company.billing_wallet_allow_payments = True
         self._fund(50.0, partner=self.postpaid)
         self._usage(self.postpaid, self.sms, "2026-10-05 00:00:00", 10.0, 0.05, 2)
-        form = Form(self.env["billing.invoice.create"])
-        form.customer_type = "postpaid"
-        form.partner_id = self.postpaid
-        form.date_from = date(2026, 10, 1)
-        form.date_to = date(2026, 10, 31)
-        wizard = form.save()
-        wizard.action_fetch_charges()
+        wizard = self._postpaid_wizard()
         action = wizard.action_create_invoice()
         invoice = self.env["account.move"].browse(action["res_id"])
         self.assertIn(invoice.payment_state, ("paid", "in_payment"))

@@ -117,25 +117,7 @@ class TestBillingRecurring(BillingRecurringCommon):
             partner = self._postpaid_customer(f"Batch Customer {index}")
             schedules |= self._schedule(partner)
             self._usage(partner, self.sms, "2026-10-03", count=2)
-        original = type(schedules)._billing_invoice_due
-        calls = []
-
-        def crash_on_second_batch(records, today):
-            calls.append(records.ids)
-            if len(calls) == 2:
-                raise RuntimeError("worker killed")
-            return original(records, today)
-
-        # Not assertRaises: its savepoint would undo the first batch too, which
-        # the cron commits before the second starts.
-        with patch.object(
-            type(schedules), "_billing_invoice_due", crash_on_second_batch
-        ):
-            interrupted = None
-            try:
-                self._run(batch_size=1)
-            except RuntimeError as error:
-                interrupted = str(error)
+        interrupted = self._run_killed_on_second_batch(schedules, batch_size=1)
         self.assertEqual(interrupted, "worker killed")
         invoiced = schedules.filtered(lambda s: self._invoices(s))
         self.assertEqual(len(invoiced), 1, "the first batch was kept")

@@ -2,13 +2,12 @@ import calendar
 import importlib.util
 import itertools
 from datetime import date, timedelta
-from unittest.mock import patch
 
 from dateutil.relativedelta import relativedelta
 
 from odoo import SUPERUSER_ID, Command, api
 from odoo.exceptions import UserError
-from odoo.tests import Form, new_test_user, tagged
+from odoo.tests import new_test_user, tagged
 from odoo.tools.misc import file_path
 
 from .recurring_common import BillingRecurringCommon
@@ -245,13 +244,7 @@ class TestBillingRecurringInvoiceUndone(BillingRecurringCommon):
         self._usage(self.postpaid, self.sms, "2026-10-03", count=3)
         self._run()
         self._invoices(schedule).unlink()
-        form = Form(self.env["billing.invoice.create"])
-        form.customer_type = "postpaid"
-        form.partner_id = self.postpaid
-        form.date_from = date(2026, 10, 1)
-        form.date_to = date(2026, 10, 31)
-        wizard = form.save()
-        wizard.action_fetch_charges()
+        wizard = self._postpaid_wizard()
         self.assertEqual(wizard.charge_count, 3)
         invoice = self.env["account.move"].browse(
             wizard.action_create_invoice()["res_id"]
@@ -487,23 +480,7 @@ class TestBillingRunInterrupted(BillingRecurringCommon):
             partner = self._postpaid_customer(f"Batch Customer {index}")
             schedules |= self._schedule(partner)
             self._usage(partner, self.sms, "2026-10-03", count=2)
-        original = type(schedules)._billing_invoice_due
-        calls = []
-
-        def crash_on_second_batch(records, today):
-            calls.append(records.ids)
-            if len(calls) == 2:
-                raise RuntimeError("worker killed")
-            return original(records, today)
-
-        with patch.object(
-            type(schedules), "_billing_invoice_due", crash_on_second_batch
-        ):
-            interrupted = None
-            try:
-                self._run(batch_size=1)
-            except RuntimeError as error:
-                interrupted = str(error)
+        interrupted = self._run_killed_on_second_batch(schedules, batch_size=1)
         self.assertEqual(interrupted, "worker killed")
         killed = self.env["billing.run"].search([], order="id desc", limit=1)
         self.assertEqual(killed.state, "running")

@@ -6,7 +6,7 @@ from lxml import html
 from openpyxl import load_workbook
 
 from odoo import Command
-from odoo.tests import Form, tagged
+from odoo.tests import tagged
 
 from .recurring_common import BillingRecurringCommon
 
@@ -329,16 +329,6 @@ class TestBillingUsageExactRecurring(BillingUsageExactCommon):
 class TestBillingUsageExactInvoiceCreate(BillingUsageExactCommon):
     """Create Invoice bills the listed usage exactly, and shows as its Usage
     Total what the usage lines bill."""
-
-    def _postpaid_wizard(self):
-        form = Form(self.env["billing.invoice.create"])
-        form.customer_type = "postpaid"
-        form.partner_id = self.postpaid
-        form.date_from = date(2026, 10, 1)
-        form.date_to = date(2026, 10, 31)
-        wizard = form.save()
-        wizard.action_fetch_charges()
-        return wizard
 
     def _create(self, wizard):
         action = wizard.action_create_invoice()
