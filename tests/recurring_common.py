@@ -88,6 +88,12 @@ class BillingRecurringCommon(BillingWalletCommon):
     def _run(self, today=date(2026, 11, 5), **kwargs):
         return self.env["billing.recurring"]._billing_run(today=today, **kwargs)
 
+    def _invoices(self, schedule):
+        """The invoices of the recurring ``schedule``, oldest first."""
+        return self.env["account.move"].search(
+            [("billing_recurring_id", "=", schedule.id)], order="invoice_date"
+        )
+
     def _postpaid_wizard(
         self, partner=None, date_from=date(2026, 10, 1), date_to=date(2026, 10, 31)
     ):

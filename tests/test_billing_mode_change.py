@@ -25,11 +25,6 @@ class TestBillingModeChange(BillingRecurringCommon):
     # Helpers
     # -------------------------------------------------------------------------
 
-    def _invoices(self, schedule):
-        return self.env["account.move"].search(
-            [("billing_recurring_id", "=", schedule.id)], order="invoice_date"
-        )
-
     def _switch(self, partner, mode):
         """Switch ``partner`` to ``mode`` as a Billing Administrator would."""
         partner.with_user(self.billing_manager).write({"billing_mode": mode})

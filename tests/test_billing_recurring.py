@@ -15,11 +15,6 @@ RECURRING_LOGGER = "odoo.addons.prepaid_postpaid_billing.models.billing_recurrin
 
 @tagged("post_install", "-at_install")
 class TestBillingRecurring(BillingRecurringCommon):
-    def _invoices(self, schedule):
-        return self.env["account.move"].search(
-            [("billing_recurring_id", "=", schedule.id)], order="invoice_date"
-        )
-
     def test_invoice_sums_usage_per_product_and_price(self):
         schedule = self._schedule(
             line_ids=[

@@ -41,11 +41,6 @@ def grid_date(kind, number, day, anchor, k):
 class TestBillingRecurringPeriods(BillingRecurringCommon):
     """Periods of a recurring invoice tile exactly, however many are caught up."""
 
-    def _invoices(self, schedule):
-        return self.env["account.move"].search(
-            [("billing_recurring_id", "=", schedule.id)], order="invoice_date"
-        )
-
     def _check_tiling(self, periods, expected_dates, first_start, label):
         """Problems of ``periods`` (one run's or several runs' in a row) against
         the invoice dates ``expected_dates`` and the start of the first."""
@@ -209,11 +204,6 @@ class TestBillingRecurringPeriods(BillingRecurringCommon):
 class TestBillingRecurringInvoiceUndone(BillingRecurringCommon):
     """The usage of a deleted or cancelled invoice goes back to pending and is
     billed again, once; a credit note says what it credits."""
-
-    def _invoices(self, schedule):
-        return self.env["account.move"].search(
-            [("billing_recurring_id", "=", schedule.id)], order="invoice_date"
-        )
 
     def _charges(self, partner=None):
         return self.env["billing.charge"].search(

@@ -76,11 +76,6 @@ class BillingUsageExactCommon(BillingRecurringCommon):
         """Set Odoo's Product Price precision (Billing's Price Decimals)."""
         self.env.ref("product.decimal_price").digits = digits
 
-    def _invoices(self, schedule):
-        return self.env["account.move"].search(
-            [("billing_recurring_id", "=", schedule.id)], order="invoice_date"
-        )
-
     def assertAmount(self, amount, expected, message=None):
         self.assertEqual(
             self.currency.compare_amounts(amount, expected),
