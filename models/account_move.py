@@ -334,6 +334,7 @@ class AccountMove(models.Model):
         ).button_draft()
         Wallet._refund_drafted_payments(drafted)
         Wallet._take_back_unpaid_topups(self.sudo())
+        Wallet._restore_topup_refunds(self.sudo())
         return res
 
     def action_billing_pay_from_wallet(self):

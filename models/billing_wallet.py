@@ -645,12 +645,11 @@ class BillingWallet(models.Model):
         # sudo: the wallet of the credit note's own customer, read to check and
         # take back the credit that its invoice granted.
         Wallet = self.sudo()
-        Move = self.env["billing.wallet.move"].sudo()
         for refund in refunds:
             origin = refund.reversed_entry_id
             if refund.move_type != "out_refund" or not origin.billing_is_topup:
                 continue
-            if Move.search_count([("idempotency_key", "=", f"refund:{refund.id}")]):
+            if Wallet._topup_refund_taken(refund):
                 continue  # already taken back
             paid, credit, granted = Wallet._topup_grant(origin)
             refunded = sum(line.balance for line in refund._billing_topup_lines())
@@ -704,6 +703,18 @@ class BillingWallet(models.Model):
         for refund, vals in refunds.items():
             company = refund.company_id
             wallet, take, refunded = vals["wallet"], vals["take"], vals["refunded"]
+            # A credit note reset to draft and posted again takes back again.
+            takes = (
+                self.env["billing.wallet.move"]
+                .sudo()
+                .search_count(
+                    [
+                        ("invoice_id", "=", refund.id),
+                        ("idempotency_key", "=like", f"refund:{refund.id}%"),
+                    ]
+                )
+            )
+            suffix = f":{takes + 1}" if takes else ""
             label = self.env._(
                 "Refund %(refund)s of top-up %(invoice)s",
                 refund=refund.name,
@@ -724,7 +735,7 @@ class BillingWallet(models.Model):
                         "name": label,
                         "amount": -take,
                         "origin": refund.name,
-                        "idempotency_key": f"refund:{refund.id}",
+                        "idempotency_key": f"refund:{refund.id}{suffix}",
                         "account_move_id": entry.id,
                         "invoice_id": refund.id,
                     }
@@ -737,6 +748,95 @@ class BillingWallet(models.Model):
                     amount=company.currency_id.format(take),
                     partner=refund.commercial_partner_id.display_name,
                     invoice=vals["origin"].display_name,
+                )
+            )
+
+    @api.model
+    def _topup_refund_movements(self, refund):
+        """The ``refund`` movements by which credit note ``refund`` took back top-up
+        credit (keys ``refund:<id>``, ``refund:<id>:<n>``) and gave it back when
+        it was reset to draft or cancelled (``unrefund:<id>:<n>``), oldest
+        first."""
+        return (
+            self.env["billing.wallet.move"]
+            .sudo()
+            .search(
+                [
+                    ("invoice_id", "=", refund.id),
+                    ("kind", "=", "refund"),
+                    "|",
+                    ("idempotency_key", "=like", f"refund:{refund.id}%"),
+                    ("idempotency_key", "=like", f"unrefund:{refund.id}:%"),
+                ],
+                order="id",
+            )
+        )
+
+    @api.model
+    def _topup_refund_taken(self, refund):
+        """The movement by which credit note ``refund`` holds top-up credit taken
+        back now (its last one, when a take and not a give-back), or nothing."""
+        last = self._topup_refund_movements(refund)[-1:]
+        if last and last.idempotency_key.startswith("refund:"):
+            return last
+        return last.browse()
+
+    @api.model
+    def _restore_topup_refunds(self, refunds):
+        """Give back the top-up credit that these credit notes, reset to draft or
+        cancelled, had taken back: the reverse of their last take, as a
+        ``refund`` movement of the credit note (key ``unrefund:<id>:<n>``) with
+        the journal entry reversing the take's. Only while the top-up they
+        refund is still paid; posted again, a credit note takes back again."""
+        for refund in refunds:
+            if refund.move_type != "out_refund" or refund.state == "posted":
+                continue
+            taken = self._topup_refund_taken(refund)
+            if not taken:
+                continue
+            origin = refund.reversed_entry_id
+            if not (origin.state == "posted" and origin.payment_state in PAID_STATES):
+                continue  # the top-up itself is no longer paid: nothing to give
+            wallet = taken.wallet_id
+            wallet._lock()
+            company = wallet.company_id
+            label = self.env._(
+                "Refund %(refund)s of top-up %(invoice)s undone",
+                refund=refund.name,
+                invoice=origin.name,
+            )
+            entry = wallet._post_entry(
+                label,
+                [
+                    (line.account_id, -line.balance, label)
+                    for line in taken.account_move_id.line_ids
+                ],
+            )
+            gives = len(
+                self._topup_refund_movements(refund).filtered(
+                    lambda m: m.idempotency_key.startswith("unrefund:")
+                )
+            )
+            wallet._apply_movements(
+                [
+                    {
+                        "kind": "refund",
+                        "name": label,
+                        "amount": -taken.amount,
+                        "origin": refund.name,
+                        "idempotency_key": f"unrefund:{refund.id}:{gives + 1}",
+                        "account_move_id": entry.id,
+                        "invoice_id": refund.id,
+                    }
+                ]
+            )
+            refund.message_post(
+                body=self.env._(
+                    "%(amount)s of wallet credit given back to %(partner)s: this "
+                    "refund of top-up %(invoice)s was reset to draft or cancelled.",
+                    amount=company.currency_id.format(-taken.amount),
+                    partner=refund.commercial_partner_id.display_name,
+                    invoice=origin.display_name,
                 )
             )
 

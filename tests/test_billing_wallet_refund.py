@@ -150,3 +150,67 @@ class TestBillingWalletRefund(BillingWalletCommon):
         self.assertBooksMatchWallet()
         with self.assertRaises(AccessError):
             self.env["billing.wallet"].with_user(accountant).search([])
+
+    # -------------------------------------------------------------------------
+    # Credit notes undone
+    # -------------------------------------------------------------------------
+
+    def _balance(self):
+        self.customer.invalidate_recordset()
+        return self.customer.billing_balance
+
+    def _keys(self, refund):
+        return [
+            (move.amount, move.idempotency_key)
+            for move in self._refund_moves(refund).sorted("id")
+        ]
+
+    def test_credit_note_reset_cancelled_and_posted_again_follows_the_books(self):
+        invoice = self._paid_package()
+        refund = self._credit_note(invoice, price_unit=40.0)
+        self.assertEqual(self._balance(), 90.0)  # 60 of the 150 taken back
+        self.assertBooksMatchWallet()
+
+        # Reset to draft: the credit note no longer refunds, the credit is back.
+        refund.button_draft()
+        self.assertEqual(self._balance(), 150.0)
+        self.assertBooksMatchWallet()
+        self.assertEqual(
+            self._keys(refund),
+            [(-60.0, f"refund:{refund.id}"), (60.0, f"unrefund:{refund.id}:1")],
+        )
+        # The pending top-ups and bonus accounts are as before the credit note.
+        self.assertAlmostEqual(
+            self._account_balance(
+                self.company.billing_wallet_topup_account_id, self.customer
+            ),
+            0.0,
+        )
+
+        # Posted again, it takes back again, with a key of its own.
+        refund.action_post()
+        self.assertEqual(self._balance(), 90.0)
+        self.assertBooksMatchWallet()
+        self.assertEqual(self._keys(refund)[-1], (-60.0, f"refund:{refund.id}:2"))
+
+        # Cancelled: the credit is back once more, and only once.
+        refund.button_cancel()
+        self.assertEqual(refund.state, "cancel")
+        self.assertEqual(self._balance(), 150.0)
+        self.assertBooksMatchWallet()
+        self.assertEqual(self._keys(refund)[-1], (60.0, f"unrefund:{refund.id}:2"))
+        refund.button_draft()
+        self.assertEqual(self._balance(), 150.0, "a draft gives nothing back twice")
+        self.assertBooksMatchWallet()
+
+    def test_credit_note_reset_gives_nothing_when_the_topup_is_unpaid(self):
+        invoice = self._invoice([(self.package, 1, 100.0)])
+        # Reverse and cancel of an unpaid package: nothing granted, nothing taken.
+        refund = invoice._reverse_moves(
+            [{"invoice_date": "2026-11-10", "ref": "Cancel"}], cancel=True
+        )
+        self.assertEqual(invoice.payment_state, "reversed")
+        refund.button_draft()
+        self.assertFalse(self._refund_moves(refund))
+        self.assertEqual(self._balance(), 0.0)
+        self.assertBooksMatchWallet()
