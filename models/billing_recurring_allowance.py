@@ -12,6 +12,9 @@ class BillingRecurringAllowance(models.Model):
         ondelete="cascade",
         index=True,
     )
+    company_id = fields.Many2one(
+        related="recurring_id.company_id", store=True, index=True, precompute=True
+    )
     product_id = fields.Many2one(
         comodel_name="product.product", string="Service", required=True
     )

@@ -13,6 +13,9 @@ class BillingRecurringLine(models.Model):
         ondelete="cascade",
         index=True,
     )
+    company_id = fields.Many2one(
+        related="recurring_id.company_id", store=True, index=True, precompute=True
+    )
     sequence = fields.Integer(default=10)
     product_id = fields.Many2one(comodel_name="product.product", required=True)
     name = fields.Char(string="Description")

@@ -9,6 +9,9 @@ class BillingRunFailure(models.Model):
     run_id = fields.Many2one(
         comodel_name="billing.run", required=True, ondelete="cascade", index=True
     )
+    company_id = fields.Many2one(
+        related="run_id.company_id", store=True, index=True, precompute=True
+    )
     recurring_id = fields.Many2one(
         comodel_name="billing.recurring",
         string="Recurring Invoice",
