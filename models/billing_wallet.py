@@ -789,12 +789,16 @@ class BillingWallet(models.Model):
         the journal entry reversing the take's. Only while the top-up they
         refund is still paid; posted again, a credit note takes back again."""
         for refund in refunds:
-            if refund.move_type != "out_refund" or refund.state == "posted":
+            origin = refund.reversed_entry_id
+            if (
+                refund.move_type != "out_refund"
+                or refund.state == "posted"
+                or not origin.billing_is_topup
+            ):
                 continue
             taken = self._topup_refund_taken(refund)
             if not taken:
                 continue
-            origin = refund.reversed_entry_id
             if not (origin.state == "posted" and origin.payment_state in PAID_STATES):
                 continue  # the top-up itself is no longer paid: nothing to give
             wallet = taken.wallet_id

@@ -108,6 +108,16 @@ class BillingRecurringCommon(BillingWalletCommon):
         wizard.action_fetch_charges()
         return wizard
 
+    def _batch_schedules(self, count=3):
+        """``count`` postpaid customers, each with a monthly schedule and 2 usage
+        records of October: their schedules."""
+        schedules = self.env["billing.recurring"]
+        for index in range(count):
+            partner = self._postpaid_customer(f"Batch Customer {index}")
+            schedules |= self._schedule(partner)
+            self._usage(partner, self.sms, "2026-10-03", count=2)
+        return schedules
+
     def _run_killed_on_second_batch(self, schedules, **kwargs):
         """A run of ``schedules`` whose process dies as its second batch starts,
         the first batch committed; returns the error it died of. Not under

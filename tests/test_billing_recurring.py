@@ -107,11 +107,7 @@ class TestBillingRecurring(BillingRecurringCommon):
             ).flush_recordset()
 
     def test_run_interrupted_between_batches_completes_without_duplicates(self):
-        schedules = self.env["billing.recurring"]
-        for index in range(3):
-            partner = self._postpaid_customer(f"Batch Customer {index}")
-            schedules |= self._schedule(partner)
-            self._usage(partner, self.sms, "2026-10-03", count=2)
+        schedules = self._batch_schedules()
         interrupted = self._run_killed_on_second_batch(schedules, batch_size=1)
         self.assertEqual(interrupted, "worker killed")
         invoiced = schedules.filtered(lambda s: self._invoices(s))

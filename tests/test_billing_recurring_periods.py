@@ -205,6 +205,16 @@ class TestBillingRecurringInvoiceUndone(BillingRecurringCommon):
     """The usage of a deleted or cancelled invoice goes back to pending and is
     billed again, once; a credit note says what it credits."""
 
+    def _cancelled_october_invoice(self):
+        """A confirmed recurring invoice of 3 usage records of October, then
+        cancelled: its schedule and it."""
+        schedule = self._schedule(generation_mode="confirm")
+        self._usage(self.postpaid, self.sms, "2026-10-03", count=3)
+        self._run()
+        invoice = self._invoices(schedule)
+        invoice.button_cancel()
+        return schedule, invoice
+
     def _charges(self, partner=None):
         return self.env["billing.charge"].search(
             [("partner_id", "=", (partner or self.postpaid).id)]
@@ -285,11 +295,7 @@ class TestBillingRecurringInvoiceUndone(BillingRecurringCommon):
     def test_cancelled_invoice_reset_after_next_invoice_deleted(self):
         """Billed again on the next invoice, which was deleted: the usage is
         pending again, and the first invoice reset to draft bills it."""
-        schedule = self._schedule(generation_mode="confirm")
-        self._usage(self.postpaid, self.sms, "2026-10-03", count=3)
-        self._run()
-        invoice = self._invoices(schedule)
-        invoice.button_cancel()
+        schedule, invoice = self._cancelled_october_invoice()
         schedule.generation_mode = "draft"
         self._run(today=date(2026, 12, 2))
         december = self._invoices(schedule) - invoice
@@ -304,11 +310,7 @@ class TestBillingRecurringInvoiceUndone(BillingRecurringCommon):
         """Billed again on the next invoice, cancelled too: resetting the first
         invoice to draft is refused, as resetting the second one would bill the
         usage a second time."""
-        schedule = self._schedule(generation_mode="confirm")
-        self._usage(self.postpaid, self.sms, "2026-10-03", count=3)
-        self._run()
-        invoice = self._invoices(schedule)
-        invoice.button_cancel()
+        schedule, invoice = self._cancelled_october_invoice()
         self._run(today=date(2026, 12, 2))
         december = self._invoices(schedule) - invoice
         december.button_cancel()
@@ -342,11 +344,7 @@ class TestBillingRecurringInvoiceUndone(BillingRecurringCommon):
         self.assertFalse(self._charges().invoice_line_id)
 
     def test_cancelled_invoice_reset_to_draft_bills_its_charges_again(self):
-        schedule = self._schedule(generation_mode="confirm")
-        self._usage(self.postpaid, self.sms, "2026-10-03", count=3)
-        self._run()
-        invoice = self._invoices(schedule)
-        invoice.button_cancel()
+        _recurring, invoice = self._cancelled_october_invoice()
         invoice.button_draft()
         self.assertEqual(invoice.state, "draft")
         charges = self._charges()
@@ -363,11 +361,7 @@ class TestBillingRecurringInvoiceUndone(BillingRecurringCommon):
         self.assertEqual(october.invoice_line_id.move_id, invoice)
 
     def test_cancelled_invoice_reset_refused_once_its_charges_billed_again(self):
-        schedule = self._schedule(generation_mode="confirm")
-        self._usage(self.postpaid, self.sms, "2026-10-03", count=3)
-        self._run()
-        invoice = self._invoices(schedule)
-        invoice.button_cancel()
+        schedule, invoice = self._cancelled_october_invoice()
         self._run(today=date(2026, 12, 2))
         december = self._invoices(schedule) - invoice
         self.assertChargesMatchUsageLines(december)
@@ -465,11 +459,7 @@ class TestBillingRunInterrupted(BillingRecurringCommon):
     """A run whose process is gone is closed as interrupted by the next run."""
 
     def test_killed_run_closed_as_interrupted_by_the_next(self):
-        schedules = self.env["billing.recurring"]
-        for index in range(3):
-            partner = self._postpaid_customer(f"Batch Customer {index}")
-            schedules |= self._schedule(partner)
-            self._usage(partner, self.sms, "2026-10-03", count=2)
+        schedules = self._batch_schedules()
         interrupted = self._run_killed_on_second_batch(schedules, batch_size=1)
         self.assertEqual(interrupted, "worker killed")
         killed = self.env["billing.run"].search([], order="id desc", limit=1)
