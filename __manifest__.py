@@ -4,7 +4,7 @@
     "name": "Prepaid and Postpaid Billing",
     "summary": "Prepaid credit wallets, postpaid recurring invoices and "
     "reseller billing on top of Odoo Invoicing",
-    "version": "18.0.1.3.0",
+    "version": "18.0.1.4.0",
     "category": "Accounting/Accounting",
     "website": "https://github.com/prepaid-postpaid-billing/prepaid_postpaid_billing",
     "author": "Prepaid Postpaid Billing contributors",
@@ -19,6 +19,7 @@
         "security/res_partner_security.xml",
         "security/billing_wallet_security.xml",
         "security/billing_charge_security.xml",
+        "security/billing_wizard_security.xml",
         "data/decimal_precision_data.xml",
         "data/ir_cron_data.xml",
         "data/mail_template_data.xml",

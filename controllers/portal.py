@@ -76,6 +76,9 @@ class BillingPortal(CustomerPortal):
                 "billing_format_amount": self._billing_format_amount,
                 "wallet_moves": wallet.move_ids[:100],
                 "packages": self._billing_wallet_packages(),
+                "topup_refusal": request.env["billing.wallet"]._portal_topup_refusal(
+                    self._billing_customer(), request.env.company
+                ),
                 "error": error,
             }
         )
@@ -98,6 +101,11 @@ class BillingPortal(CustomerPortal):
         if not product or not 1 <= quantity <= MAX_PACKAGES_PER_ORDER:
             return request.redirect("/my/wallet?error=package")
         customer = self._billing_customer()
+        refusal = request.env["billing.wallet"]._portal_topup_refusal(
+            customer, request.env.company
+        )
+        if refusal:
+            return request.redirect(f"/my/wallet?error={refusal[0]}")
         # sudo: portal users cannot create invoices; this one is for the user's
         # own commercial partner, of a credit package checked just above, at the
         # product's own price.

@@ -339,7 +339,11 @@ class AccountMove(models.Model):
 
     def action_billing_pay_from_wallet(self):
         """Pay the residual of these customer invoices from their customers'
-        wallets, or as much of it as the balance allows."""
+        wallets, or as much of it as the balance allows: Billing Users only."""
+        if not self.env.user.has_group("prepaid_postpaid_billing.group_billing_user"):
+            raise AccessError(
+                self.env._("Only Billing Users can pay invoices from the wallet.")
+            )
         self.check_access("write")
         for move in self:
             move._billing_check_wallet_payable()

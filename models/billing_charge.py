@@ -614,9 +614,17 @@ class BillingCharge(models.Model):
         partner_id, product_id = record["partner_id"], record["product_id"]
         partner = partners.get(partner_id) if self._ingest_is_id(partner_id) else None
         if partner is None:
-            return _("unknown customer partner_id %(id)s", id=partner_id), None
+            return _(
+                "unknown customer partner_id %(id)s in %(company)s",
+                id=partner_id,
+                company=self.env.company.name,
+            ), None
         if not (self._ingest_is_id(product_id) and product_id in products):
-            return _("unknown service product_id %(id)s", id=product_id), None
+            return _(
+                "unknown service product_id %(id)s in %(company)s",
+                id=product_id,
+                company=self.env.company.name,
+            ), None
         quantity = self._ingest_number(record["quantity"])
         if quantity is None or quantity <= 0:
             return _(
@@ -653,12 +661,19 @@ class BillingCharge(models.Model):
         }
 
     def _ingest_partners(self, partner_ids, company):
-        """Customers the records may name: id -> commercial partner, mode and
+        """Customers the records may name, those the user may read that are of
+        ``company`` or of no company: id -> commercial partner, mode and
         pricelist (one query each)."""
         partners = (
             self.env["res.partner"]
             .with_company(company)
-            .search([("id", "in", list(partner_ids))])
+            .search(
+                [
+                    ("id", "in", list(partner_ids)),
+                    ("company_id", "in", (False, company.id)),
+                    ("commercial_partner_id.company_id", "in", (False, company.id)),
+                ]
+            )
         )
         commercial = partners.commercial_partner_id
         pricelists = {

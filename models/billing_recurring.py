@@ -282,11 +282,13 @@ class BillingRecurring(models.Model):
 
     @api.model
     def action_run_now(self):
-        """Generate the invoices whose date has come, now, as the scheduler does."""
+        """Generate the invoices whose date has come, now, as the scheduler does,
+        in the companies the user works in."""
         self._check_billing_manager()
         # sudo: the user was checked to be a Billing Administrator just above; the
-        # run invoices every due schedule, as the scheduler would.
-        runs = self.sudo()._billing_run(trigger="manual")
+        # run invoices the due schedules of the user's companies (env.companies,
+        # which Odoo keeps within the user's allowed companies) only.
+        runs = self.sudo()._billing_run(trigger="manual", companies=self.env.companies)
         action = self.env["ir.actions.act_window"]._for_xml_id(
             "prepaid_postpaid_billing.billing_run_action"
         )
@@ -699,24 +701,31 @@ class BillingRecurring(models.Model):
 
     @api.model
     def _billing_run(
-        self, trigger="manual", batch_size=200, auto_commit=False, today=None
+        self,
+        trigger="manual",
+        batch_size=200,
+        auto_commit=False,
+        today=None,
+        companies=None,
     ):
-        """Invoice the due schedules of every company in batches, recorded in a
-        ``billing.run``. With ``auto_commit`` (the cron), each batch is committed
-        on its own, so that a run killed half-way keeps what it finished and the
-        next run completes the rest."""
+        """Invoice the due schedules of ``companies`` (by default every company)
+        in batches, each company's recorded in a ``billing.run``. With
+        ``auto_commit`` (the cron), each batch is committed on its own, so that a
+        run killed half-way keeps what it finished and the next run completes the
+        rest."""
         today = today or fields.Date.context_today(self)
         # sudo: the run record is the log of this run, written whoever started it.
         Run = self.env["billing.run"].sudo()
         runs = Run
         # A run killed before its end is still "running": close it, as it was.
         Run._close_interrupted()
-        companies = self.search(
-            [("state", "=", "running"), ("next_date", "<=", today)]
-        ).company_id
-        if not companies and trigger == "manual":
-            companies = self.env.company  # record that there was nothing to do
-        for company in companies:
+        domain = [("state", "=", "running"), ("next_date", "<=", today)]
+        if companies is not None:
+            domain.append(("company_id", "in", companies.ids))
+        due_companies = self.search(domain).company_id
+        if not due_companies and trigger == "manual":
+            due_companies = self.env.company  # record that there was nothing to do
+        for company in due_companies:
             run = Run.create({"trigger": trigger, "company_id": company.id})
             runs |= run
             if auto_commit:

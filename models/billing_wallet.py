@@ -9,7 +9,7 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import SQL, float_compare, float_round, formatLang
 
-from .account_move import PAID_STATES
+from .account_move import OPEN_STATES, PAID_STATES
 from .billing_charge import USAGE_DIGITS
 
 _logger = logging.getLogger(__name__)
@@ -18,6 +18,9 @@ _logger = logging.getLogger(__name__)
 # Python floats rounded to the usage precision, exact to the micro-unit only below
 # about 5e8; from there a balance drifts (999,999,999.99 became ...990002).
 WALLET_AMOUNT_LIMIT = 100_000_000
+# Unpaid top-up invoices a customer may have open at once before buying more
+# credit on the portal is refused.
+PORTAL_OPEN_TOPUPS_LIMIT = 3
 MICRO = Decimal(1).scaleb(-USAGE_DIGITS)
 
 
@@ -569,6 +572,46 @@ class BillingWallet(models.Model):
         if currency.position == "before":
             return f"{currency.symbol}\N{NO-BREAK SPACE}{number}"
         return f"{number}\N{NO-BREAK SPACE}{currency.symbol}"
+
+    @api.model
+    def _portal_topup_refusal(self, partner, company):
+        """Why the customer ``partner`` may not buy credit on the portal in
+        ``company`` now: ``(code, message)``, or None when it may. Credit is for
+        prepaid customers, with at most PORTAL_OPEN_TOPUPS_LIMIT unpaid top-up
+        invoices open at once."""
+        customer = partner.commercial_partner_id
+        if customer.billing_mode != "prepaid":
+            return "postpaid", self.env._(
+                "%(partner)s is billed postpaid: credit packages are for prepaid "
+                "customers.",
+                partner=customer.display_name,
+            )
+        # sudo: portal users count their own open top-ups, not others'.
+        open_topups = (
+            self.env["account.move"]
+            .sudo()
+            .search_count(
+                [
+                    ("commercial_partner_id", "=", customer.id),
+                    ("company_id", "=", company.id),
+                    ("billing_is_topup", "=", True),
+                    "|",
+                    ("state", "=", "draft"),
+                    "&",
+                    ("state", "=", "posted"),
+                    ("payment_state", "in", OPEN_STATES),
+                ],
+                limit=PORTAL_OPEN_TOPUPS_LIMIT,
+            )
+        )
+        if open_topups >= PORTAL_OPEN_TOPUPS_LIMIT:
+            return "open_topups", self.env._(
+                "%(partner)s has %(count)s unpaid top-up invoices open: pay or "
+                "cancel one of them before buying more credit.",
+                partner=customer.display_name,
+                count=open_topups,
+            )
+        return None
 
     def _post_entry(self, ref, lines, date=None):
         """Post a journal entry of the wallet journal with ``lines``: a list of

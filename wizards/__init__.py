@@ -1,3 +1,4 @@
+from . import billing_wizard_mixin
 from . import billing_reminder_send
 from . import billing_wallet_adjust
 from . import billing_invoice_create

@@ -9,8 +9,15 @@ from ..models.billing_wallet import WALLET_AMOUNT_LIMIT
 
 class BillingInvoiceCreate(models.TransientModel):
     _name = "billing.invoice.create"
+    _inherit = ["billing.wizard.mixin"]
     _description = "Create Invoice"
     _check_company_auto = True
+    _billing_checked_fields = (
+        "company_id",
+        "partner_id",
+        "payment_journal_id",
+        "charge_ids",
+    )
 
     step = fields.Selection(
         selection=[("invoice", "Invoice"), ("claim", "Payment Received")],
@@ -257,10 +264,13 @@ class BillingInvoiceCreate(models.TransientModel):
     # -------------------------------------------------------------------------
 
     def _check_billing_user(self):
+        """Raise unless the user is a Billing User who may use this wizard's
+        company, customer, journal and usage records."""
         if not self.env.user.has_group("prepaid_postpaid_billing.group_billing_user"):
             raise AccessError(
                 self.env._("Only Billing Users can create invoices from Billing.")
             )
+        self._billing_check_access()
 
     def _check_invoice_data(self):
         """Raise a UserError naming the first field that keeps the invoice from
@@ -473,7 +483,9 @@ class BillingInvoiceCreate(models.TransientModel):
     def _charge_groups(self):
         """The listed usage records summed per service and unit price, as the
         recurring invoices bill them."""
-        if not self.charge_ids:
+        # Only what the user may read: an onchange is not checked at create.
+        charge_ids = self.charge_ids._filtered_access("read").ids
+        if not charge_ids:
             return []
         self.env["billing.charge"].flush_model()
         self.env.cr.execute(
@@ -486,7 +498,7 @@ class BillingInvoiceCreate(models.TransientModel):
               GROUP BY product_id, price_unit
               ORDER BY product_id, price_unit DESC
                 """,
-                ids=self.charge_ids.ids,
+                ids=charge_ids,
             )
         )
         return self.env.cr.fetchall()

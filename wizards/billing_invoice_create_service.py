@@ -3,7 +3,9 @@ from odoo import fields, models
 
 class BillingInvoiceCreateService(models.TransientModel):
     _name = "billing.invoice.create.service"
+    _inherit = ["billing.wizard.mixin"]
     _description = "Usage of a Service to Invoice"
+    _billing_checked_fields = ("wizard_id", "product_id")
     _order = "product_id"
 
     wizard_id = fields.Many2one(

@@ -14,7 +14,9 @@ class BillingInvoiceRegister(models.TransientModel):
     for it downloads it, and sees only the invoices they may read."""
 
     _name = "billing.invoice.register"
+    _inherit = ["billing.wizard.mixin"]
     _description = "Invoice Report Download"
+    _billing_checked_fields = ("company_ids",)
 
     domain = fields.Json(help="Search domain of the invoices of the report.")
     scope = fields.Selection(
@@ -29,6 +31,8 @@ class BillingInvoiceRegister(models.TransientModel):
     def action_download(self):
         """Download the Excel invoice register of these invoices."""
         self.ensure_one()
+        self.check_access("read")
+        self._billing_check_access()
         return {
             "type": "ir.actions.act_url",
             "url": f"/billing/invoice_register/{self.id}",
@@ -43,6 +47,7 @@ class BillingInvoiceRegister(models.TransientModel):
         """The invoices of the report, searched as the current user (record
         rules apply) in the companies enabled when the download was asked."""
         self.ensure_one()
+        self._billing_check_access()
         Move = self.env["account.move"]
         if self.company_ids:
             Move = Move.with_context(allowed_company_ids=self.company_ids.ids)

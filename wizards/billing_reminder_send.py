@@ -32,7 +32,9 @@ PDF_ERROR_WIDTH = 160
 
 class BillingReminderSend(models.TransientModel):
     _name = "billing.reminder.send"
+    _inherit = ["billing.wizard.mixin"]
     _description = "Send Payment Reminders"
+    _billing_checked_fields = ("invoice_ids", "template_id")
 
     scope = fields.Selection(
         selection=[
@@ -126,6 +128,7 @@ class BillingReminderSend(models.TransientModel):
             raise AccessError(
                 self.env._("Only Billing Users can send payment reminders.")
             )
+        self._billing_check_access()
         if self.state == "done":
             raise UserError(
                 self.env._(

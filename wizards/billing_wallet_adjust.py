@@ -8,7 +8,9 @@ from ..models.billing_wallet import WALLET_AMOUNT_LIMIT
 
 class BillingWalletAdjust(models.TransientModel):
     _name = "billing.wallet.adjust"
+    _inherit = ["billing.wizard.mixin"]
     _description = "Credit or Debit a Wallet"
+    _billing_checked_fields = ("company_id", "partner_id")
 
     partner_id = fields.Many2one(
         comodel_name="res.partner",
@@ -35,9 +37,11 @@ class BillingWalletAdjust(models.TransientModel):
     def _compute_balance(self):
         Wallet = self.env["billing.wallet"].sudo()
         for wizard in self:
+            # Only the balance of a customer and company the user may use: an
+            # onchange is not checked at create.
             wallet = (
                 Wallet._get_wallet(wizard.partner_id, wizard.company_id, create=False)
-                if wizard.partner_id
+                if wizard.partner_id and not wizard._billing_access_problem()
                 else Wallet
             )
             wizard.balance = wallet.balance
@@ -52,6 +56,7 @@ class BillingWalletAdjust(models.TransientModel):
             raise AccessError(
                 self.env._("Only Billing Administrators can credit or debit a wallet.")
             )
+        self._billing_check_access()
         if self.currency_id.compare_amounts(self.amount, 0) <= 0:
             raise UserError(
                 self.env._(
