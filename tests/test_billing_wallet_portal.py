@@ -140,3 +140,58 @@ class TestBillingWalletPortal(HttpCase):
         self.assertRegex(page, r"o_billing_wallet_balance[^>]*>\s*[^<]*9\.9975")
         self.assertIn("-0.0025", page)
         self.assertRegex(page, r">\s*[^<]*10\.00\s*[^<]*<")
+
+    # -------------------------------------------------------------------------
+    # Who may buy credit, and how much unpaid at once
+    # -------------------------------------------------------------------------
+
+    def _buy(self, quantity="1"):
+        return self.url_open(
+            "/my/wallet/buy",
+            data={
+                "product_id": self.package.id,
+                "quantity": quantity,
+                "csrf_token": http.Request.csrf_token(self),
+            },
+            allow_redirects=False,
+        )
+
+    def _topups(self):
+        return self.env["account.move"].search(
+            [("partner_id", "=", self.customer.id), ("billing_is_topup", "=", True)]
+        )
+
+    def test_postpaid_customer_cannot_buy_credit(self):
+        self.customer.billing_mode = "postpaid"
+        self.authenticate("wallet_buyer", "wallet_buyer")
+        page = self.url_open("/my/wallet").text
+        self.assertIn("credit packages are for prepaid customers", page)
+        self.assertNotIn('o_billing_wallet_buy"', page)
+        response = self._buy()
+        self.assertIn("/my/wallet?error=postpaid", response.headers["Location"])
+        self.assertFalse(self._topups())
+
+    def test_at_most_three_unpaid_topups_open_at_once(self):
+        self.authenticate("wallet_buyer", "wallet_buyer")
+        for _index in range(3):
+            response = self._buy()
+            self.assertIn("/my/invoices/", response.headers["Location"])
+        topups = self._topups()
+        self.assertEqual(len(topups), 3)
+        self.assertEqual(set(topups.mapped("state")), {"posted"})
+        response = self._buy()
+        self.assertIn("/my/wallet?error=open_topups", response.headers["Location"])
+        self.assertEqual(len(self._topups()), 3)
+        page = self.url_open("/my/wallet?error=open_topups").text
+        self.assertIn("has 3 unpaid top-up invoices open", page)
+        self.assertNotIn('o_billing_wallet_buy"', page)
+        # Paid, or cancelled: one more may be bought.
+        self.env["account.payment.register"].with_context(
+            active_model="account.move", active_ids=topups[0].ids
+        ).create({})._create_payments()
+        self.assertIn("/my/invoices/", self._buy().headers["Location"])
+        self.assertEqual(len(self._topups()), 4)
+        self.assertIn("error=open_topups", self._buy().headers["Location"])
+        topups[1].button_cancel()
+        self.assertIn("/my/invoices/", self._buy().headers["Location"])
+        self.assertEqual(len(self._topups()), 5)

@@ -484,7 +484,7 @@ class BillingInvoiceCreate(models.TransientModel):
         """The listed usage records summed per service and unit price, as the
         recurring invoices bill them."""
         # Only what the user may read: an onchange is not checked at create.
-        charge_ids = self.charge_ids._filtered_access("read").ids
+        charge_ids = self.charge_ids._origin._filtered_access("read").ids
         if not charge_ids:
             return []
         self.env["billing.charge"].flush_model()

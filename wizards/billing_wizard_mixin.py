@@ -28,6 +28,12 @@ class BillingWizardMixin(models.AbstractModel):
             self._billing_check_access()
         return res
 
+    def _check_company(self, fnames=None):
+        # Before Odoo's own check, whose error names the records of another
+        # company (as superuser) when the wizard's company differs from theirs.
+        self._billing_check_access()
+        return super()._check_company(fnames=fnames)
+
     def _billing_access_problem(self):
         """Why this wizard may not be used by the current user, naming the
         field, or None. The superuser may use any."""
@@ -36,7 +42,11 @@ class BillingWizardMixin(models.AbstractModel):
             return None
         allowed = self.env.companies
         for name in self._billing_checked_fields:
-            records = self[name]
+            # sudo: every record given, also those the user may not read (which
+            # reading as the user would leave out), checked as the user below;
+            # the real records of an onchange's new ones, whose access rules are
+            # not checked.
+            records = self.sudo()[name]._origin.with_env(self.env)
             if not records:
                 continue
             label = self._fields[name]._description_string(self.env)
@@ -78,8 +88,10 @@ class BillingWizardMixin(models.AbstractModel):
         return None
 
     def _billing_check_access(self):
-        """Raise an AccessError naming the field of the first of these wizards
-        the current user may not use."""
+        """Raise an AccessError unless these wizards are the current user's own
+        (their record rule), naming the field of the first one the user may not
+        use."""
+        self.check_access("write")
         for wizard in self:
             problem = wizard._billing_access_problem()
             if problem:
