@@ -386,7 +386,9 @@ class TestBillingIsolationRuns(BillingRecurringCommon):
             "price_unit": 0.05,
             "external_ref": "cross-1",
         }
-        result = Charge.with_context(allowed_company_ids=self.company.ids).ingest(
+        # Both companies enabled, the first one current: stored for the first.
+        both = [self.company.id, self.other.id]
+        result = Charge.with_context(allowed_company_ids=both).ingest(
             [
                 record,
                 {
