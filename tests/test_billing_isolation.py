@@ -231,6 +231,16 @@ class TestBillingWizardCompany(BillingRecurringCommon):
             Create.create({"customer_type": "prepaid"}).write(
                 {"company_id": self.other.id}
             )
+        # As the screen's onchange computes the total: nothing of them.
+        draft = Create.new(
+            {
+                "company_id": self.other.id,
+                "customer_type": "prepaid",
+                "partner_id": self.customer.id,
+                "amount": 10.0,
+            }
+        )
+        self.assertEqual(draft.amount_total, 0.0)
 
     def test_invoice_create_totals_only_of_readable_usage(self):
         self._usage(self.postpaid, self.sms, "2026-10-03", quantity=100)
@@ -299,6 +309,12 @@ class TestBillingWizardCompany(BillingRecurringCommon):
             Reminder.with_context(
                 active_model="account.move", active_ids=theirs.ids
             ).create({})
+        # As the screen's onchange computes the preview: nothing of them.
+        draft = Reminder.new(
+            {"scope": "selection", "invoice_ids": [Command.set(theirs.ids)]}
+        )
+        self.assertEqual((draft.send_count, draft.skip_count), (0, 0))
+        self.assertFalse(draft.skip_summary)
 
     def test_register_of_another_company_is_refused(self):
         Register = self._as(self.billing_user, "billing.invoice.register")

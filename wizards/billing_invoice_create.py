@@ -142,7 +142,12 @@ class BillingInvoiceCreate(models.TransientModel):
                 if wizard.customer_type == "prepaid"
                 else bool(wizard.charge_ids)
             )
-            if not (wizard.partner_id and has_lines):
+            # Nothing of a company or customer the user may not use: an onchange
+            # is not checked at create.
+            if (
+                not (wizard.partner_id and has_lines)
+                or wizard._billing_access_problem()
+            ):
                 wizard.amount_total = 0.0
                 continue
             # The total Odoo computes for these lines, taxes and fiscal position

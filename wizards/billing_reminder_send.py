@@ -111,6 +111,12 @@ class BillingReminderSend(models.TransientModel):
     @api.depends_context("tz", "allowed_company_ids")
     def _compute_preview(self):
         for wizard in self:
+            # Nothing of invoices the user may not use: an onchange is not
+            # checked at create.
+            if wizard._billing_access_problem():
+                wizard.send_count = wizard.skip_count = 0
+                wizard.skip_summary = False
+                continue
             to_send, skipped = wizard._classify(wizard._get_candidates())
             wizard.send_count = len(to_send)
             wizard.skip_count = sum(len(moves) for moves in skipped.values())
