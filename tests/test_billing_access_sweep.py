@@ -12,8 +12,6 @@ import inspect
 import re
 from datetime import date
 
-from psycopg2 import Error as PsycopgError
-
 from odoo import Command, http
 from odoo.exceptions import AccessError, MissingError, UserError, ValidationError
 from odoo.http import Controller
@@ -471,7 +469,7 @@ class BillingAccessSweepCommon(BillingRecurringCommon):
         addon, on every model of the registry."""
         found = {}
         for name, model in self.env.registry.items():
-            for cls in type(model).__mro__:
+            for cls in model.__mro__:
                 if not (cls.__module__ or "").startswith(ADDON_PACKAGE):
                     continue
                 for attr, value in vars(cls).items():
@@ -542,7 +540,7 @@ class BillingAccessSweepCommon(BillingRecurringCommon):
                 SELECT table_name, array_agg(column_name::text)
                   FROM information_schema.columns
                  WHERE table_schema = current_schema()
-                   AND (table_name LIKE 'billing\\_%%' OR table_name = ANY(%s))
+                   AND (left(table_name, 8) = 'billing_' OR table_name = ANY(%s))
                    AND table_name IN (
                        SELECT tablename FROM pg_tables
                         WHERE schemaname = current_schema())
@@ -554,10 +552,11 @@ class BillingAccessSweepCommon(BillingRecurringCommon):
         )
         return self.env.cr.fetchall()
 
-    def _fingerprint(self, user):
+    def _fingerprint(self, user, whole=False):
         """Per table, a digest of the rows ``user`` does not own: for a portal
         user every row; for billing staff every row but those of its companies
-        it created or last wrote, and its own wizards."""
+        it created or last wrote, and its own wizards; every row with
+        ``whole``."""
         self.env.flush_all()
         transient = {
             self.env[name]._table
@@ -569,7 +568,7 @@ class BillingAccessSweepCommon(BillingRecurringCommon):
             if "id" not in columns:
                 continue
             condition = SQL("TRUE")
-            if self._is_staff(user):
+            if self._is_staff(user) and not whole:
                 if table in transient:
                     condition = SQL("t.create_uid IS DISTINCT FROM %s", user.id)
                 else:
@@ -603,14 +602,17 @@ class BillingAccessSweepCommon(BillingRecurringCommon):
             digests[table] = self.env.cr.fetchone()
         return digests
 
-    def _attempt(self, user, problems, what, func, check_result=None):
-        """Run ``func`` in a savepoint rolled back afterwards; a change to the
-        rows ``user`` does not own is a problem (refused or not: a method may
-        commit before it fails). Returns (result, error)."""
-        baseline = self._baseline(user)
+    def _attempt(self, user, problems, what, func, check_result=None, whole=False):
+        """Run ``func`` as a request would, in a savepoint rolled back afterwards.
+        A refusal (AccessError, MissingError, UserError, ValidationError) undoes
+        the request's work, as the RPC layer does; a call that returns must have
+        changed no row ``user`` does not own (every row with ``whole``), and
+        ``check_result`` checks what it returned. Any other exception is a
+        problem. Returns the error raised, if any."""
+        baseline = self._baseline(user, whole)
         savepoint = self.env.cr.savepoint()
         self.env.invalidate_all(flush=False)
-        result = error = None
+        error = None
         try:
             try:
                 result = func()
@@ -622,31 +624,27 @@ class BillingAccessSweepCommon(BillingRecurringCommon):
                 problems.append(
                     f"{what}: raised {type(unexpected).__name__}: {unexpected}"
                 )
-            try:
-                after = self._fingerprint(user)
-            except PsycopgError as broken:
-                problems.append(f"{what}: left the transaction broken: {broken}")
-                after = baseline
-            changed = sorted(
-                table for table in baseline if baseline[table] != after.get(table)
-            )
-            if changed:
-                problems.append(
-                    f"{what}: changed rows it does not own in {', '.join(changed)}"
-                    + (f" (then raised {error!r})" if error else "")
+            if error is None:
+                after = self._fingerprint(user, whole)
+                changed = sorted(
+                    table for table in baseline if baseline[table] != after.get(table)
                 )
-            if check_result and error is None:
-                check_result(result)
+                if changed:
+                    problems.append(
+                        f"{what}: changed rows it does not own in {', '.join(changed)}"
+                    )
+                if check_result:
+                    check_result(result)
         finally:
             savepoint.close(rollback=True)
             self.env.invalidate_all(flush=False)
-        return result, error
+        return error
 
-    def _baseline(self, user):
+    def _baseline(self, user, whole=False):
         baselines = self.__dict__.setdefault("_sweep_baselines", {})
-        if user.id not in baselines:
-            baselines[user.id] = self._fingerprint(user)
-        return baselines[user.id]
+        if (user.id, whole) not in baselines:
+            baselines[user.id, whole] = self._fingerprint(user, whole)
+        return baselines[user.id, whole]
 
     def _report(self, problems):
         if problems:
@@ -765,35 +763,44 @@ class TestBillingAccessSweep(BillingAccessSweepCommon):
     def _harmless_field(self, name):
         """A stored plain field of ``name`` to write: the name or description
         where there is one."""
-        fields = self.env[name]._fields
+        kinds = ("char", "text", "html", "integer", "float", "monetary", "boolean")
+        kinds += ("selection", "date", "datetime")
         plain = [
             field
-            for field in fields.values()
+            for field in self.env[name]._fields.values()
             if field.store
             and not field.compute
             and not field.related
-            and field.type in ("char", "text", "integer", "float", "boolean")
-            and field.name not in ("id", "create_uid", "write_uid")
+            and field.type in kinds
+            and not (field.type == "selection" and callable(field.selection))
+            and field.name not in ("id", "create_date", "write_date")
         ]
-        for preferred in PREFERRED_WRITE_FIELDS:
-            for field in plain:
-                if field.name == preferred:
-                    return field.name
+        self.assertTrue(plain, f"{name} has a plain field to write")
         plain.sort(
             key=lambda field: (
-                ("char", "text", "integer").index(field.type)
-                if field.type in ("char", "text", "integer")
-                else 9
+                field.name not in PREFERRED_WRITE_FIELDS,
+                PREFERRED_WRITE_FIELDS.index(field.name)
+                if field.name in PREFERRED_WRITE_FIELDS
+                else 0,
+                kinds.index(field.type),
+                field.name,
             )
         )
         return plain[0].name
 
     @staticmethod
     def _other_value(field, value):
-        if field.type in ("char", "text"):
+        if field.type in ("char", "text", "html"):
             return f"{value or ''} sweep"
         if field.type == "boolean":
             return not value
+        if field.type == "selection":
+            keys = [key for key, _label in field.selection if key != value]
+            return keys[0]
+        if field.type == "date":
+            return date(2001, 1, 1) if value != date(2001, 1, 1) else date(2002, 1, 1)
+        if field.type == "datetime":
+            return "2001-01-01 00:00:00"
         return (value or 0) + 1
 
     def _spread(self, records, name):
@@ -871,10 +878,27 @@ class TestBillingAccessSweep(BillingAccessSweepCommon):
                         f"[record of {label}]"
                     )
 
-                    def check(result, what=what, labels=labels):
+                    def check(
+                        result,
+                        what=what,
+                        labels=labels,
+                        call=(model, method),
+                        args=args,
+                    ):
                         leaks = self._marker_leaks(result, labels)
                         if leaks:
                             problems.append(f"{what}: returned data of {leaks}")
+                        if call == ("billing.charge", "ingest"):
+                            # Every record names another party or another
+                            # company's product: all rejected.
+                            sent = len(args[0])
+                            rejected = len(result.get("rejected") or [])
+                            if result.get("created") or rejected != sent:
+                                problems.append(
+                                    f"{what}: stored usage of others: {sent} records "
+                                    f"sent, {result.get('created')} created, "
+                                    f"{rejected} rejected: {result}"
+                                )
 
                     self._attempt(
                         user,
@@ -885,6 +909,193 @@ class TestBillingAccessSweep(BillingAccessSweepCommon):
                         )(*args, **kw),
                         check_result=check,
                     )
+        self._report(problems)
+
+    # -------------------------------------------------------------------------
+    # Billing actions on invoices and wizards naming another company
+    # -------------------------------------------------------------------------
+
+    def test_invoice_billing_actions_need_a_billing_role(self):
+        """An invoicing user without a billing role, on an open invoice of its
+        own company, cannot pay it from the wallet or approve recurring
+        drafts."""
+        accountant = new_test_user(
+            self.env,
+            login="sweep_accountant",
+            groups="account.group_account_invoice",
+            company_id=self.company_1.id,
+            company_ids=[Command.set(self.company_1.ids)],
+        )
+        invoice = self._sweep_invoice(
+            self.company_1,
+            self.parties["A"],
+            [(self.service, 1, 10.0)],
+            label="A",
+            post=False,
+        )
+        invoice.with_context(billing_skip_wallet_auto_pay=True).action_post()
+        draft = self._sweep_invoice(
+            self.company_1, self.parties["B"], [(self.plan, 1, 20.0)], "B", post=False
+        )
+        draft.billing_recurring_id = self.schedule_b
+        self.assertEqual(invoice.payment_state, "not_paid")
+        problems = []
+        for method, record in (
+            ("action_billing_pay_from_wallet", invoice),
+            ("action_billing_approve_drafts", draft),
+        ):
+            what = (
+                f"accountant without billing role: account.move({record.id}).{method}()"
+            )
+            error = self._attempt(
+                accountant,
+                problems,
+                what,
+                lambda method=method, record=record: getattr(
+                    record.with_user(accountant), method
+                )(),
+                whole=True,
+            )
+            if not isinstance(error, AccessError):
+                problems.append(f"{what}: not refused with an AccessError ({error!r})")
+        self._report(problems)
+
+    def test_company_1_work_refuses_company_2_records(self):
+        """Billing staff working in company 1 (of company 1 only, or of both
+        companies with only company 1 enabled) cannot see the balance of a
+        customer of company 2 in the wallet wizard, list its usage in Create
+        Invoice, or send usage of company 1 naming a customer or a service of
+        company 2."""
+        partner = self.parties["D2"]
+        wallet = self.env["billing.wallet"]._get_wallet(
+            partner, self.company_2, create=False
+        )
+        self.assertTrue(wallet.balance > 0)
+        user_12 = new_test_user(
+            self.env,
+            login="sweep_m12",
+            groups=f"{ADDON}.group_billing_manager",
+            company_id=self.company_1.id,
+            company_ids=[Command.set((self.company_1 | self.company_2).ids)],
+        )
+        c1, c2 = self.company_1.ids, (self.company_1 | self.company_2).ids
+        problems = []
+        for who, user, ingest_companies in (
+            ("billing user U1", self.user_u1, c1),
+            ("billing admin M1", self.user_m1, c1),
+            ("billing admin M12 of both companies", user_12, c2),
+        ):
+            env = self.env(user=user, context={"allowed_company_ids": c1})
+
+            def balance_shown(balance, what):
+                if balance and wallet.currency_id.compare_amounts(balance, 0):
+                    problems.append(
+                        f"{what}: shows {balance}, the balance of {partner.name} "
+                        "in company 2"
+                    )
+
+            vals = {
+                "partner_id": partner.id,
+                "company_id": self.company_2.id,
+                "amount": 1.0,
+                "reason": "sweep",
+            }
+            what = f"{who} in company 1: billing.wallet.adjust of company 2"
+            self._attempt(
+                user,
+                problems,
+                what,
+                lambda env=env, vals=vals: (
+                    env["billing.wallet.adjust"]
+                    .create(vals)
+                    .read(["balance"])[0]["balance"]
+                ),
+                lambda balance, what=what: balance_shown(balance, what),
+            )
+            what = f"{who} in company 1: billing.wallet.adjust.onchange of company 2"
+            self._attempt(
+                user,
+                problems,
+                what,
+                lambda env=env, vals=vals: (
+                    env["billing.wallet.adjust"]
+                    .onchange(
+                        vals,
+                        ["partner_id"],
+                        {"partner_id": {}, "company_id": {}, "balance": {}},
+                    )["value"]
+                    .get("balance")
+                ),
+                lambda balance, what=what: balance_shown(balance, what),
+            )
+
+            what = f"{who} in company 1: billing.invoice.create of company 2"
+
+            def fetch_usage(env=env):
+                wizard = env["billing.invoice.create"].create(
+                    {
+                        "company_id": self.company_2.id,
+                        "customer_type": "postpaid",
+                        "partner_id": self.parties["B2"].id,
+                        "date_from": "2026-11-01",
+                        "date_to": "2026-11-30",
+                    }
+                )
+                wizard.action_fetch_charges()
+                return wizard.read(["charge_count", "charge_amount"])
+
+            def usage_listed(result, what=what):
+                if result and result[0]["charge_count"]:
+                    problems.append(f"{what}: lists usage of company 2: {result}")
+
+            self._attempt(user, problems, what, fetch_usage, usage_listed)
+
+            records = [
+                {
+                    "partner_id": self.parties["B2"].id,
+                    "product_id": self.sms.id,
+                    "date": "2026-10-21",
+                    "quantity": 1.0,
+                    "price_unit": 0.05,
+                    "external_ref": f"sweep-company-{user.id}-partner",
+                },
+                {
+                    "partner_id": self.parties["B"].id,
+                    "product_id": self.product_2.id,
+                    "date": "2026-10-21",
+                    "quantity": 1.0,
+                    "price_unit": 0.05,
+                    "external_ref": f"sweep-company-{user.id}-product",
+                },
+            ]
+            what = (
+                f"{who}: billing.charge.ingest in company 1 of a customer and a "
+                "service of company 2"
+            )
+
+            def stored(result, what=what, records=records):
+                rejected = {row["external_ref"] for row in result["rejected"]}
+                accepted = [
+                    record["external_ref"]
+                    for record in records
+                    if record["external_ref"] not in rejected
+                ]
+                if result["created"] or accepted:
+                    problems.append(f"{what}: accepted {accepted}: {result}")
+
+            self._attempt(
+                user,
+                problems,
+                what,
+                lambda user=user, records=records, companies=ingest_companies: (
+                    self.env["billing.charge"]
+                    .with_user(user)
+                    .with_context(allowed_company_ids=companies)
+                    .ingest(records)
+                ),
+                stored,
+                whole=True,
+            )
         self._report(problems)
 
     def _is_model_method(self, model, method):
