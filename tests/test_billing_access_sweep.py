@@ -153,9 +153,15 @@ class BillingAccessSweepCommon(BillingRecurringCommon):
 
         # Records of every party, named by their marker.
         cls.targets = {}  # model -> [(owner label, record)]
-        for label, company in (("A", c1), ("D", c1), ("D2", c2)):
+        # Credit of different amounts, so that a page showing another's balance
+        # is told from one showing its own.
+        for label, company, credit in (
+            ("A", c1, 100.0),
+            ("D", c1, 77.0),
+            ("D2", c2, 55.0),
+        ):
             topup = cls._sweep_invoice(
-                company, P[label], [(cls.recharge, 1, 100.0)], label=label
+                company, P[label], [(cls.recharge, 1, credit)], label=label
             )
             cls._sweep_pay(company, topup)
             cls._sweep_usage(company, P[label], "2026-10-04", 2)
@@ -1254,6 +1260,14 @@ class TestBillingAccessSweepHttp(BillingAccessSweepCommon, HttpCase):
             self.parties["A"], self.company_1, create=False
         )
         self.assertTrue(wallet_a.balance > 0)
+        balances = {}
+        for label in ("A", "D", "D2"):
+            wallet = self.env["billing.wallet"]._get_wallet(
+                self.parties[label], self.party_company[label], create=False
+            )
+            # The integer part and cents of the balance, as any format shows them.
+            balances[label] = {"text": f"{wallet.balance:.2f}"}
+        self.assertEqual(len({row["text"] for row in balances.values()}), 3)
         for who, (user, labels) in self.sweep_users.items():
             self._login(user)
             response = self.url_open("/my/wallet")
@@ -1263,26 +1277,16 @@ class TestBillingAccessSweepHttp(BillingAccessSweepCommon, HttpCase):
             leaks = self._marker_leaks(response.text, labels)
             if leaks:
                 problems.append(f"{who}: GET /my/wallet shows data of {leaks}")
-            for label in ("D", "D2"):
-                if label in labels:
-                    continue
-                wallet = (
-                    self.env["billing.wallet"]
-                    .sudo()
-                    ._get_wallet(
-                        self.parties[label],
-                        self.party_company[label],
-                        create=False,
-                    )
-                )
-                page = response.text
-                if any(move.name and move.name in page for move in wallet.move_ids):
+            for label, wallet in balances.items():
+                if label not in labels and wallet["text"] in response.text:
                     problems.append(
-                        f"{who}: GET /my/wallet shows wallet movements of {label}"
+                        f"{who}: GET /my/wallet shows {wallet['text']}, the wallet "
+                        f"balance of {label}"
                     )
         self._login(self.user_a)
         page = self.url_open("/my/wallet").text
         self.assertIn(f"{MARKER}A", page, "the page names the customer's own company")
+        self.assertIn(balances["A"]["text"], page, "the page shows its own balance")
         self._report(problems)
 
     def _buy(self, quantity="1"):
