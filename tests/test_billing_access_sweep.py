@@ -80,7 +80,7 @@ COVERED_ROUTES = {
 }
 # Party labels of each company; "c1"/"c2" own the company's billing runs.
 COMPANY_1_PARTIES = frozenset({"A", "B", "C", "D", "E", "R", "R2", "c1"})
-COMPANY_2_PARTIES = frozenset({"D2", "B2", "c2"})
+COMPANY_2_PARTIES = frozenset({"D2", "B2", "S", "c2"})
 # Field each model's records belong to a party by (None: to no party).
 PARTNER_PATH = {
     "billing.charge": "partner_id",
@@ -132,6 +132,9 @@ class BillingAccessSweepCommon(BillingRecurringCommon):
         party("E", c1, "postpaid", billing_reseller_id=cls.parties["R2"].id)
         party("D2", c2, "prepaid", company_id=c2.id)
         party("B2", c2, "postpaid", company_id=c2.id)
+        # A customer shared by both companies (no company), with a wallet in
+        # company 2 only.
+        party("S", c2, "prepaid")
         P = cls.parties
 
         # Users: portal customers, a reseller, billing staff of company 1 only.
@@ -159,6 +162,7 @@ class BillingAccessSweepCommon(BillingRecurringCommon):
             ("A", c1, 100.0),
             ("D", c1, 77.0),
             ("D2", c2, 55.0),
+            ("S", c2, 33.0),
         ):
             topup = cls._sweep_invoice(
                 company, P[label], [(cls.recharge, 1, credit)], label=label
@@ -972,11 +976,6 @@ class TestBillingAccessSweep(BillingAccessSweepCommon):
         customer of company 2 in the wallet wizard, list its usage in Create
         Invoice, or send usage of company 1 naming a customer or a service of
         company 2."""
-        partner = self.parties["D2"]
-        wallet = self.env["billing.wallet"]._get_wallet(
-            partner, self.company_2, create=False
-        )
-        self.assertTrue(wallet.balance > 0)
         user_12 = new_test_user(
             self.env,
             login="sweep_m12",
@@ -992,48 +991,60 @@ class TestBillingAccessSweep(BillingAccessSweepCommon):
             ("billing admin M12 of both companies", user_12, c2),
         ):
             env = self.env(user=user, context={"allowed_company_ids": c1})
+            # The balance in company 2 of a customer of company 2 (D2) and of a
+            # customer shared by both companies (S), in the wallet wizard.
+            for label in ("D2", "S"):
+                partner = self.parties[label]
+                wallet = self.env["billing.wallet"]._get_wallet(
+                    partner, self.company_2, create=False
+                )
+                self.assertTrue(wallet.balance > 0)
+                vals = {
+                    "partner_id": partner.id,
+                    "company_id": self.company_2.id,
+                    "amount": 1.0,
+                    "reason": "sweep",
+                }
 
-            def balance_shown(balance, what):
-                if balance and wallet.currency_id.compare_amounts(balance, 0):
-                    problems.append(
-                        f"{what}: shows {balance}, the balance of {partner.name} "
-                        "in company 2"
-                    )
+                def balance_shown(balance, what, label=label):
+                    if balance:
+                        problems.append(
+                            f"{what}: shows {balance}, the balance of {label} in "
+                            "company 2"
+                        )
 
-            vals = {
-                "partner_id": partner.id,
-                "company_id": self.company_2.id,
-                "amount": 1.0,
-                "reason": "sweep",
-            }
-            what = f"{who} in company 1: billing.wallet.adjust of company 2"
-            self._attempt(
-                user,
-                problems,
-                what,
-                lambda env=env, vals=vals: (
-                    env["billing.wallet.adjust"]
-                    .create(vals)
-                    .read(["balance"])[0]["balance"]
-                ),
-                lambda balance, what=what: balance_shown(balance, what),
-            )
-            what = f"{who} in company 1: billing.wallet.adjust.onchange of company 2"
-            self._attempt(
-                user,
-                problems,
-                what,
-                lambda env=env, vals=vals: (
-                    env["billing.wallet.adjust"]
-                    .onchange(
-                        vals,
-                        ["partner_id"],
-                        {"partner_id": {}, "company_id": {}, "balance": {}},
-                    )["value"]
-                    .get("balance")
-                ),
-                lambda balance, what=what: balance_shown(balance, what),
-            )
+                what = f"{who} in company 1: billing.wallet.adjust of {label} in c2"
+                self._attempt(
+                    user,
+                    problems,
+                    what,
+                    lambda env=env, vals=vals: (
+                        env["billing.wallet.adjust"]
+                        .create(vals)
+                        .read(["balance"])[0]["balance"]
+                    ),
+                    lambda balance, what=what, shown=balance_shown: shown(
+                        balance, what
+                    ),
+                )
+                what = f"{who} in company 1: billing.wallet.adjust.onchange of {label}"
+                self._attempt(
+                    user,
+                    problems,
+                    what,
+                    lambda env=env, vals=vals: (
+                        env["billing.wallet.adjust"]
+                        .onchange(
+                            vals,
+                            ["partner_id"],
+                            {"partner_id": {}, "company_id": {}, "balance": {}},
+                        )["value"]
+                        .get("balance")
+                    ),
+                    lambda balance, what=what, shown=balance_shown: shown(
+                        balance, what
+                    ),
+                )
 
             what = f"{who} in company 1: billing.invoice.create of company 2"
 
@@ -1261,13 +1272,13 @@ class TestBillingAccessSweepHttp(BillingAccessSweepCommon, HttpCase):
         )
         self.assertTrue(wallet_a.balance > 0)
         balances = {}
-        for label in ("A", "D", "D2"):
+        for label in ("A", "D", "D2", "S"):
             wallet = self.env["billing.wallet"]._get_wallet(
                 self.parties[label], self.party_company[label], create=False
             )
             # The integer part and cents of the balance, as any format shows them.
             balances[label] = {"text": f"{wallet.balance:.2f}"}
-        self.assertEqual(len({row["text"] for row in balances.values()}), 3)
+        self.assertEqual(len({row["text"] for row in balances.values()}), 4)
         for who, (user, labels) in self.sweep_users.items():
             self._login(user)
             response = self.url_open("/my/wallet")
