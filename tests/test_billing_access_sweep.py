@@ -732,10 +732,11 @@ class TestBillingAccessSweep(BillingAccessSweepCommon):
         for record in foreign.sorted("id", reverse=True)[:READ_SAMPLE]:
             self.env.invalidate_all()
             try:
-                if Model.browse(record.id).read([field]):
-                    read_leaks.append(record.id)
+                rows = Model.browse(record.id).read([field])
             except (AccessError, MissingError):
-                pass
+                rows = []
+            if rows:
+                read_leaks.append(record.id)
         if read_leaks:
             problems.append(
                 f"{who}: {name}.read by id of others' records: {read_leaks}"
@@ -1090,7 +1091,7 @@ class TestBillingAccessSweep(BillingAccessSweepCommon):
                 "service of company 2"
             )
 
-            def stored(result, what=what, records=records):
+            def stored(result, what=what, records=tuple(records)):
                 rejected = {row["external_ref"] for row in result["rejected"]}
                 accepted = [
                     record["external_ref"]
