@@ -45,8 +45,12 @@ FINGERPRINT_TABLES = (
     "res_partner",
     "ir_attachment",
 )
+# Records of each party and model the public methods may be called on, and
+# of all parties, per model and user, they are called on, at most.
+TARGETS_PER_PARTY = 3
+TARGETS_PER_USER = 6
 # Foreign records each CRUD check is tried on, at most, per model and user.
-READ_SAMPLE = 40
+READ_SAMPLE = 30
 WRITE_SAMPLE = 6
 
 # Public methods of the addon the sweep does not call, with the reason. A method
@@ -104,7 +108,6 @@ class BillingAccessSweepCommon(BillingRecurringCommon):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.env = cls.env(context=dict(cls.env.context, tracking_disable=True))
         cls.company_1 = cls.company
         cls.company_2_data = cls.setup_other_company(name="Sweep Company Two")
         cls.company_2 = cls.company_2_data["company"]
@@ -301,7 +304,12 @@ class BillingAccessSweepCommon(BillingRecurringCommon):
     @classmethod
     def _sweep_pay(cls, company, invoice, amount=None):
         journal = cls.env["account.journal"].search(
-            [("company_id", "=", company.id), ("type", "=", "bank")], limit=1
+            [
+                ("company_id", "=", company.id),
+                ("type", "=", "bank"),
+                ("id", "!=", company.billing_wallet_journal_id.id),
+            ],
+            limit=1,
         )
         vals = {"journal_id": journal.id}
         if amount is not None:
@@ -316,6 +324,7 @@ class BillingAccessSweepCommon(BillingRecurringCommon):
 
     @classmethod
     def _sweep_usage(cls, company, partner, when, count):
+        label = next(key for key, value in cls.parties.items() if value == partner)
         cls.ref_counter += 1
         records = [
             {
@@ -324,7 +333,7 @@ class BillingAccessSweepCommon(BillingRecurringCommon):
                 "date": when,
                 "quantity": 3.0,
                 "price_unit": 0.05,
-                "name": f"{MARKER}{partner.name} usage",
+                "name": f"{MARKER}{label} usage",
                 "external_ref": f"sweep-{cls.ref_counter}-{index}",
             }
             for index in range(count)
@@ -425,12 +434,15 @@ class BillingAccessSweepCommon(BillingRecurringCommon):
             moves = cls.env["account.move"].search(
                 [("commercial_partner_id", "=", partner.id)]
             )
-            add("account.move", label, moves)
+            # Its invoices first (top-up, usage, recurring, draft), then its
+            # other entries (payments).
+            invoices = moves.filtered(lambda move: move.move_type == "out_invoice")
+            add("account.move", label, (invoices | moves)[:TARGETS_PER_PARTY])
             add("account.move.line", label, moves.invoice_line_ids[:2])
             payments = cls.env["account.payment"].search(
                 [("partner_id", "=", partner.id)]
             )
-            add("account.payment", label, payments)
+            add("account.payment", label, payments[:TARGETS_PER_PARTY])
             add(
                 "account.partial.reconcile",
                 label,
@@ -874,11 +886,7 @@ class TestBillingAccessSweep(BillingAccessSweepCommon):
                 if self._is_model_method(model, method):
                     targets = [("model", self.env[model])]
                 else:
-                    targets = [
-                        (label, record)
-                        for label, record in self.targets.get(model, [])
-                        if label not in labels
-                    ]
+                    targets = self._method_targets(model, labels)
                 if not targets:
                     problems.append(
                         f"{who}: {model}.{method}: no record of others to call it "
@@ -1121,6 +1129,24 @@ class TestBillingAccessSweep(BillingAccessSweepCommon):
                 whole=True,
             )
         self._report(problems)
+
+    def _method_targets(self, model, labels):
+        """The records of ``model`` of parties other than ``labels`` to call a
+        method on: one of each party in turn, company 2's first, at most
+        TARGETS_PER_USER."""
+        by_label = {}
+        for label, record in self.targets.get(model, []):
+            if label not in labels:
+                by_label.setdefault(label, []).append(record)
+        order = sorted(
+            by_label, key=lambda label: (label not in COMPANY_2_PARTIES, label)
+        )
+        targets = []
+        while len(targets) < TARGETS_PER_USER and any(by_label.values()):
+            for label in order:
+                if by_label[label] and len(targets) < TARGETS_PER_USER:
+                    targets.append((label, by_label[label].pop(0)))
+        return targets
 
     def _is_model_method(self, model, method):
         func = self._addon_public_methods()[(model, method)]
