@@ -300,6 +300,25 @@ class AccountMove(models.Model):
         )._billing_auto_pay_from_wallet()
         return posted
 
+    def _get_starting_sequence(self):
+        starting = super()._get_starting_sequence()
+        start, _regex = self.journal_id._billing_sequence_start(starting)
+        return start or starting
+
+    def _get_last_sequence_domain(self, relaxed=False):
+        # A reseller's journal numbers with its current prefix: the last number
+        # is searched among the names of that prefix, so a new prefix starts at
+        # 1 while the invoices already numbered keep theirs.
+        where_string, param = super()._get_last_sequence_domain(relaxed=relaxed)
+        if self.journal_id and self.date:
+            _start, regex = self.journal_id._billing_sequence_start(
+                super()._get_starting_sequence()
+            )
+            if regex:
+                where_string += " AND sequence_prefix ~ %(billing_prefix_regex)s "
+                param["billing_prefix_regex"] = regex
+        return where_string, param
+
     @api.ondelete(at_uninstall=False)
     def _unlink_except_billing_wallet_entry(self):
         self.env["billing.wallet"].sudo()._check_entries_undoable(self, delete=True)

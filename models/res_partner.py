@@ -1,3 +1,5 @@
+import re
+
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, ValidationError
 
@@ -12,6 +14,16 @@ BILLING_PROFILE_FIELDS = (
     "billing_invoice_enabled",
     "billing_invoice_day",
 )
+# A reseller's invoicing: on the reseller itself, changed by Billing
+# Administrators only.
+BILLING_RESELLER_FIELDS = (
+    "billing_invoice_prefix",
+    "billing_invoice_logo",
+    "billing_invoice_contact_id",
+)
+BILLING_ADMIN_FIELDS = BILLING_PROFILE_FIELDS + BILLING_RESELLER_FIELDS
+INVOICE_PREFIX_PATTERN = re.compile(r"[A-Za-z0-9/-]+")
+INVOICE_PREFIX_SIZE = 20
 
 
 class ResPartner(models.Model):
@@ -39,6 +51,40 @@ class ResPartner(models.Model):
         tracking=True,
         help="The reseller this customer belongs to; empty for the company's "
         "direct customers.",
+    )
+    billing_invoice_prefix = fields.Char(
+        string="Invoice Prefix",
+        copy=False,
+        tracking=True,
+        help="How the numbers of the reseller's invoices begin: PREFIX/2026/00001. "
+        "Letters, digits, - and /; unique per company. A new prefix applies to new "
+        "numbers; invoices already numbered keep theirs. Empty: the code of the "
+        "reseller's journal.",
+    )
+    billing_journal_id = fields.Many2one(
+        comodel_name="account.journal",
+        string="Reseller Journal",
+        company_dependent=True,
+        copy=False,
+        readonly=True,
+        help="The reseller's own sales journal in the current company, created when "
+        "the partner is made a reseller: its customers' invoices are numbered "
+        "there, independently of the company's and of other resellers'.",
+    )
+    billing_invoice_logo = fields.Image(
+        string="Invoice Logo",
+        max_width=1024,
+        max_height=1024,
+        copy=False,
+        help="The reseller's logo, shown to its customers on their invoices.",
+    )
+    billing_invoice_contact_id = fields.Many2one(
+        comodel_name="res.partner",
+        string="Invoice Contact",
+        copy=False,
+        domain="[('id', 'child_of', id)]",
+        help="The reseller's contact (name, address, email) shown to its customers "
+        "on their invoices; empty: the reseller itself.",
     )
     billing_invoice_enabled = fields.Boolean(
         string="Generate Invoices",
@@ -200,6 +246,61 @@ class ResPartner(models.Model):
                 )
             )
 
+    @api.constrains("billing_invoice_prefix", "is_billing_reseller", "company_id")
+    def _check_billing_invoice_prefix(self):
+        for partner in self:
+            prefix = partner.billing_invoice_prefix
+            if (
+                not prefix
+                or not partner.is_billing_reseller
+                or partner.commercial_partner_id != partner
+            ):
+                continue
+            if (
+                len(prefix) > INVOICE_PREFIX_SIZE
+                or not INVOICE_PREFIX_PATTERN.fullmatch(prefix)
+                or prefix.startswith("/")
+                or prefix.endswith("/")
+            ):
+                raise ValidationError(
+                    self.env._(
+                        "Invoice Prefix of %(partner)s: %(prefix)r must be letters, "
+                        "digits, - and / (not first or last), at most %(size)s "
+                        "characters.",
+                        partner=partner.display_name,
+                        prefix=prefix,
+                        size=INVOICE_PREFIX_SIZE,
+                    )
+                )
+            # sudo: another reseller of the same company may not be readable.
+            same = (
+                self.sudo()
+                .with_context(active_test=False)
+                .search(
+                    [
+                        ("id", "!=", partner.id),
+                        ("billing_invoice_prefix", "=ilike", prefix),
+                        ("is_billing_reseller", "=", True),
+                        *self._billing_commercial_domain(),
+                        *(
+                            [("company_id", "in", (False, partner.company_id.id))]
+                            if partner.company_id
+                            else []
+                        ),
+                    ],
+                    limit=1,
+                )
+            )
+            if same:
+                raise ValidationError(
+                    self.env._(
+                        "Invoice Prefix of %(partner)s: %(prefix)s is the prefix of "
+                        "another reseller of the same company already.",
+                        partner=partner.display_name,
+                        prefix=prefix,
+                    )
+                )
+
     @api.constrains("billing_mode")
     def _check_billing_mode_offered(self):
         if self.env.context.get("billing_self_signup"):
@@ -247,7 +348,9 @@ class ResPartner(models.Model):
     @api.model_create_multi
     def create(self, vals_list):
         self._check_billing_profile_create_access(vals_list)
-        return super().create(vals_list)
+        partners = super().create(vals_list)
+        partners._billing_reseller_journal()
+        return partners
 
     def write(self, vals):
         self._check_billing_profile_write_access(vals)
@@ -257,6 +360,8 @@ class ResPartner(models.Model):
         )
         modes = {partner.id: partner.billing_mode for partner in self} if follow else {}
         res = super().write(vals)
+        if vals.get("is_billing_reseller"):
+            self._billing_reseller_journal()
         if modes:
             switched = self.filtered(
                 lambda p: p.commercial_partner_id == p and p.billing_mode != modes[p.id]
@@ -312,15 +417,66 @@ class ResPartner(models.Model):
     # BUSINESS METHODS
     # -------------------------------------------------------------------------
 
+    def _billing_reseller_journal(self, company=None):
+        """The sales journal of each of these resellers in ``company`` (default:
+        the current one), created when it has none; its customers' invoices are
+        numbered there. Contacts and other partners are skipped. Returns the
+        journals."""
+        company = company or self.env.company
+        journals = self.env["account.journal"]
+        resellers = self.filtered(
+            lambda p: p.is_billing_reseller and p.commercial_partner_id == p
+        )
+        for reseller in resellers.with_company(company):
+            journal = reseller.billing_journal_id
+            if not journal:
+                journal = reseller._billing_create_reseller_journal(company)
+                # sudo: the journal is set by the module, not by the user.
+                reseller.sudo().billing_journal_id = journal
+            journals |= journal
+        return journals
+
+    def _billing_create_reseller_journal(self, company):
+        """A new sales journal of ``company`` for this reseller, with a free
+        code made of its prefix or name."""
+        self.ensure_one()
+        # sudo: a Billing Administrator makes a partner a reseller; its journal
+        # is configuration the module keeps, whoever flags it.
+        Journal = self.env["account.journal"].sudo().with_company(company)
+        letters = re.sub(
+            r"[^A-Z0-9]", "", (self.billing_invoice_prefix or self.name or "").upper()
+        )
+        base = (letters or "RSL")[:4]
+        code, suffix = base, 1
+        while Journal.search_count(
+            [*Journal._check_company_domain(company), ("code", "=", code)], limit=1
+        ):
+            suffix += 1
+            code = f"{base[: 5 - len(str(suffix))]}{suffix}"
+        return Journal.create(
+            {
+                "name": self.env._("Invoices of %(reseller)s", reseller=self.name),
+                "code": code,
+                "type": "sale",
+                "company_id": company.id,
+                "refund_sequence": True,
+                "billing_reseller_id": self.id,
+            }
+        )
+
     @api.model
     def _billing_reseller_customers_domain(self, reseller_ids):
         """Domain of the customers (commercial partners) of the given resellers."""
         return [
             ("billing_reseller_id", "in", reseller_ids),
-            "|",
-            ("is_company", "=", True),
-            ("parent_id", "=", False),
+            *self._billing_commercial_domain(),
         ]
+
+    @api.model
+    def _billing_commercial_domain(self):
+        """Domain of the partners that hold a billing profile (commercial
+        partners), not their contacts."""
+        return ["|", ("is_company", "=", True), ("parent_id", "=", False)]
 
     @api.model
     def _check_billing_profile_create_access(self, vals_list):
@@ -329,11 +485,11 @@ class ResPartner(models.Model):
             "prepaid_postpaid_billing.group_billing_user"
         ):
             return
-        defaults = self.default_get(list(BILLING_PROFILE_FIELDS))
+        defaults = self.default_get(list(BILLING_ADMIN_FIELDS))
         for vals in vals_list:
             chosen = [
                 fname
-                for fname in BILLING_PROFILE_FIELDS
+                for fname in BILLING_ADMIN_FIELDS
                 if fname in vals and vals[fname] != defaults.get(fname, False)
             ]
             if chosen:
@@ -352,7 +508,7 @@ class ResPartner(models.Model):
             "prepaid_postpaid_billing.group_billing_manager"
         ):
             return
-        fnames = [fname for fname in BILLING_PROFILE_FIELDS if fname in vals]
+        fnames = [fname for fname in BILLING_ADMIN_FIELDS if fname in vals]
         if not fnames:
             return
         for partner in self:
