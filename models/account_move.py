@@ -300,6 +300,45 @@ class AccountMove(models.Model):
         )._billing_auto_pay_from_wallet()
         return posted
 
+    def _search_default_journal(self):
+        # A reseller's customer is invoiced in the reseller's journal; everyone
+        # else in the company's own, never in a reseller's.
+        if self.is_sale_document(include_receipts=True) and self.partner_id:
+            company = self.company_id or self.env.company
+            journal = self.partner_id._billing_invoice_journal(company)
+            if journal:
+                return journal
+        journal = super()._search_default_journal()
+        if journal.billing_reseller_id:
+            Journal = self.env["account.journal"]
+            journal = (
+                Journal.search(
+                    [
+                        *Journal._check_company_domain(
+                            self.company_id or self.env.company
+                        ),
+                        ("type", "=", journal.type),
+                        ("billing_reseller_id", "=", False),
+                    ],
+                    limit=1,
+                )
+                or journal
+            )
+        return journal
+
+    @api.onchange("partner_id")
+    def _onchange_partner_id_billing_journal(self):
+        """On a new invoice, the journal follows the customer: its reseller's,
+        or the company's own."""
+        if (
+            self.state == "draft"
+            and not self.posted_before
+            and self.is_sale_document(include_receipts=True)
+        ):
+            journal = self._search_default_journal()
+            if journal and journal != self.journal_id:
+                self.journal_id = journal
+
     def _get_starting_sequence(self):
         starting = super()._get_starting_sequence()
         start, _regex = self.journal_id._billing_sequence_start(starting)

@@ -981,7 +981,11 @@ class BillingRecurring(models.Model):
         and customer notes of the Billing settings."""
         Journal = self.env["account.journal"]
         journal = Journal.search(
-            [*Journal._check_company_domain(self.env.company), ("type", "=", "sale")],
+            [
+                *Journal._check_company_domain(self.env.company),
+                ("type", "=", "sale"),
+                ("billing_reseller_id", "=", False),
+            ],
             limit=1,
         )
         if not journal:
@@ -1031,8 +1035,11 @@ class BillingRecurring(models.Model):
             return None, []
         defaults = defaults or {"move": {}, "line": {}}
         partner = recurring.partner_id
+        # A reseller's customer is invoiced in the reseller's journal.
+        reseller_journal = partner._billing_invoice_journal(recurring.company_id)
         vals = {
             **defaults["move"],
+            **({"journal_id": reseller_journal.id} if reseller_journal else {}),
             "move_type": "out_invoice",
             "partner_id": partner.id,
             "company_id": recurring.company_id.id,

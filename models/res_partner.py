@@ -24,6 +24,8 @@ BILLING_RESELLER_FIELDS = (
 BILLING_ADMIN_FIELDS = BILLING_PROFILE_FIELDS + BILLING_RESELLER_FIELDS
 INVOICE_PREFIX_PATTERN = re.compile(r"[A-Za-z0-9/-]+")
 INVOICE_PREFIX_SIZE = 20
+# Sequence of the resellers' sales journals: after the company's own.
+RESELLER_JOURNAL_SEQUENCE = 100
 
 
 class ResPartner(models.Model):
@@ -460,9 +462,21 @@ class ResPartner(models.Model):
                 "type": "sale",
                 "company_id": company.id,
                 "refund_sequence": True,
+                # After the company's own sales journals, which stay the default
+                # of every other invoice.
+                "sequence": RESELLER_JOURNAL_SEQUENCE,
                 "billing_reseller_id": self.id,
             }
         )
+
+    def _billing_invoice_journal(self, company):
+        """The sales journal the invoices of this customer are issued in, in
+        ``company``: its reseller's (created when missing) for a customer of a
+        reseller, else none (the company's own)."""
+        reseller = self.commercial_partner_id.billing_reseller_id
+        if not reseller:
+            return self.env["account.journal"]
+        return reseller._billing_reseller_journal(company)
 
     @api.model
     def _billing_reseller_customers_domain(self, reseller_ids):

@@ -1,7 +1,8 @@
 from odoo import Command
 from odoo.exceptions import AccessError, ValidationError
-from odoo.tests import tagged
+from odoo.tests import Form, tagged
 
+from .recurring_common import BillingRecurringCommon
 from .wallet_common import BillingWalletCommon
 
 
@@ -150,3 +151,86 @@ class TestBillingResellerNumbering(BillingWalletCommon):
                 self.acme.with_user(self.billing_user).write({field: value})
         self.acme.with_user(self.billing_manager).billing_invoice_prefix = "NEW"
         self.assertEqual(self.acme.billing_invoice_prefix, "NEW")
+
+
+@tagged("post_install", "-at_install")
+class TestBillingResellerInvoices(BillingRecurringCommon):
+    """Every invoice of a reseller's customer is issued in the reseller's
+    journal; the company's own customers stay on the company's journal."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        # Its journal's code sorts before the company's own sales journal.
+        cls.reseller = cls.env["res.partner"].create(
+            {
+                "name": "Aaa Reseller",
+                "is_company": True,
+                "is_billing_reseller": True,
+                "billing_invoice_prefix": "AAA",
+            }
+        )
+        cls.reseller_journal = cls.reseller.billing_journal_id
+        cls.company_journal = cls.company_data["default_journal_sale"]
+        cls.prepaid_of_reseller = cls.env["res.partner"].create(
+            {
+                "name": "Prepaid Of Reseller",
+                "is_company": True,
+                "billing_mode": "prepaid",
+                "billing_reseller_id": cls.reseller.id,
+            }
+        )
+        cls.postpaid_of_reseller = cls._postpaid_customer(
+            "Postpaid Of Reseller", billing_reseller_id=cls.reseller.id
+        )
+
+    def test_manual_invoices_follow_the_customer(self):
+        self.assertLess(self.reseller_journal.code, self.company_journal.code)
+        direct = self._invoice([(self.service, 1, 10.0)])
+        self.assertEqual(direct.journal_id, self.company_journal)
+        theirs = self._invoice(
+            [(self.service, 1, 10.0)], partner=self.prepaid_of_reseller
+        )
+        self.assertEqual(theirs.journal_id, self.reseller_journal)
+        self.assertEqual(theirs.name, "AAA/2026/00001")
+        # A contact of the customer: its commercial partner's reseller.
+        contact = self.env["res.partner"].create(
+            {"name": "Their Accountant", "parent_id": self.prepaid_of_reseller.id}
+        )
+        self.assertEqual(
+            self._invoice([(self.service, 1, 5.0)], partner=contact).journal_id,
+            self.reseller_journal,
+        )
+        # On the invoice form, the journal follows the customer chosen.
+        form = Form(
+            self.env["account.move"].with_context(default_move_type="out_invoice")
+        )
+        form.partner_id = self.prepaid_of_reseller
+        self.assertEqual(form.journal_id, self.reseller_journal)
+        form.partner_id = self.customer
+        self.assertEqual(form.journal_id, self.company_journal)
+
+    def test_create_invoice_and_recurring_use_the_resellers_journal(self):
+        form = Form(self.env["billing.invoice.create"])
+        form.customer_type = "prepaid"
+        form.partner_id = self.prepaid_of_reseller
+        form.amount = 30.0
+        recharge = form.save()
+        invoice = self.env["account.move"].browse(
+            recharge.action_create_invoice()["res_id"]
+        )
+        self.assertEqual(invoice.journal_id, self.reseller_journal)
+        self.assertTrue(invoice.name.startswith("AAA/"))
+        theirs = self._schedule(self.postpaid_of_reseller)
+        direct = self._schedule(self.postpaid)
+        for schedule in (theirs, direct):
+            schedule.write(
+                {
+                    "line_ids": [
+                        Command.create({"product_id": self.plan.id, "price_unit": 20.0})
+                    ]
+                }
+            )
+        self._run()
+        self.assertEqual(self._invoices(theirs).journal_id, self.reseller_journal)
+        self.assertEqual(self._invoices(direct).journal_id, self.company_journal)
