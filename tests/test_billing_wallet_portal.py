@@ -195,3 +195,19 @@ class TestBillingWalletPortal(HttpCase):
         topups[1].button_cancel()
         self.assertIn("/my/invoices/", self._buy().headers["Location"])
         self.assertEqual(len(self._topups()), 5)
+
+    def test_customer_of_a_reseller_buys_in_the_resellers_journal(self):
+        reseller = self.env["res.partner"].create(
+            {
+                "name": "Portal Reseller",
+                "is_company": True,
+                "is_billing_reseller": True,
+                "billing_invoice_prefix": "PRS",
+            }
+        )
+        self.customer.billing_reseller_id = reseller
+        self.authenticate("wallet_buyer", "wallet_buyer")
+        self.assertIn("/my/invoices/", self._buy().headers["Location"])
+        topup = self._topups()
+        self.assertEqual(topup.journal_id, reseller.billing_journal_id)
+        self.assertRegex(topup.name, r"^PRS/\d{4}/00001$")
