@@ -1,6 +1,6 @@
 import re
 
-from odoo import api, fields, models
+from odoo import Command, api, fields, models
 from odoo.exceptions import AccessError, ValidationError
 
 from .res_company import BILLING_MODES
@@ -364,6 +364,8 @@ class ResPartner(models.Model):
         res = super().write(vals)
         if vals.get("is_billing_reseller"):
             self._billing_reseller_journal()
+        if "is_billing_reseller" in vals:
+            self._billing_sync_reseller_users()
         if modes:
             switched = self.filtered(
                 lambda p: p.commercial_partner_id == p and p.billing_mode != modes[p.id]
@@ -468,6 +470,35 @@ class ResPartner(models.Model):
                 "billing_reseller_id": self.id,
             }
         )
+
+    def _billing_sync_reseller_users(self):
+        """Give the Reseller group to the portal users of these partners'
+        companies that are resellers, and take it from those of the others: the
+        group follows *Is a Reseller*. Internal users are left as they are."""
+        commercial = self.commercial_partner_id
+        if not commercial:
+            return self
+        group = self.env.ref("prepaid_postpaid_billing.group_billing_reseller")
+        # sudo: a Billing Administrator sets Is a Reseller; the group of the
+        # partner's portal users follows it, as the module's own configuration.
+        users = (
+            self.env["res.users"]
+            .sudo()
+            .with_context(active_test=False)
+            .search(
+                [
+                    ("partner_id.commercial_partner_id", "in", commercial.ids),
+                    ("share", "=", True),
+                ]
+            )
+        )
+        for user in users:
+            reseller = user.partner_id.commercial_partner_id.is_billing_reseller
+            if reseller and group not in user.groups_id:
+                user.groups_id = [Command.link(group.id)]
+            elif not reseller and group in user.groups_id:
+                user.groups_id = [Command.unlink(group.id)]
+        return self
 
     def _billing_invoice_journal(self, company):
         """The sales journal the invoices of this customer are issued in, in

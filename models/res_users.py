@@ -4,6 +4,19 @@ from odoo import api, models
 class ResUsers(models.Model):
     _inherit = "res.users"
 
+    @api.model_create_multi
+    def create(self, vals_list):
+        users = super().create(vals_list)
+        # A portal user of a reseller is a reseller's user.
+        users.filtered("share").partner_id._billing_sync_reseller_users()
+        return users
+
+    def write(self, vals):
+        res = super().write(vals)
+        if "partner_id" in vals:
+            self.filtered("share").partner_id._billing_sync_reseller_users()
+        return res
+
     @api.model
     def _signup_create_user(self, values):
         """Customers who sign up on their own through the portal are prepaid.

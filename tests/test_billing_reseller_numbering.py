@@ -1,7 +1,8 @@
 from odoo import Command
 from odoo.exceptions import AccessError, ValidationError
-from odoo.tests import Form, tagged
+from odoo.tests import Form, new_test_user, tagged
 
+from .common import BillingCommon
 from .recurring_common import BillingRecurringCommon
 from .wallet_common import BillingWalletCommon
 
@@ -234,3 +235,48 @@ class TestBillingResellerInvoices(BillingRecurringCommon):
         self._run()
         self.assertEqual(self._invoices(theirs).journal_id, self.reseller_journal)
         self.assertEqual(self._invoices(direct).journal_id, self.company_journal)
+
+
+@tagged("post_install", "-at_install")
+class TestBillingResellerGroup(BillingCommon):
+    """The Reseller group follows Is a Reseller for the portal users of the
+    partner's company."""
+
+    def test_group_follows_the_reseller_flag(self):
+        group = self.env.ref("prepaid_postpaid_billing.group_billing_reseller")
+        shop = self.Partner.create({"name": "Corner Shop", "is_company": True})
+        agent = self.Partner.create({"name": "Shop Agent", "parent_id": shop.id})
+        clerk = self.Partner.create({"name": "Shop Clerk", "parent_id": shop.id})
+        portal = new_test_user(
+            self.env,
+            login="shop_agent",
+            partner_id=agent.id,
+            groups="base.group_portal",
+        )
+        staff = new_test_user(
+            self.env, login="shop_staff", partner_id=clerk.id, groups="base.group_user"
+        )
+        self.assertNotIn(group, portal.groups_id)
+        shop.is_billing_reseller = True
+        self.assertIn(group, portal.groups_id)
+        self.assertTrue(portal.has_group("base.group_portal"))
+        self.assertNotIn(group, staff.groups_id)
+        self.assertFalse(staff.share)
+        # A portal user made later for the reseller is a reseller's user too.
+        late = new_test_user(
+            self.env,
+            login="shop_late",
+            partner_id=self.Partner.create(
+                {"name": "Late Agent", "parent_id": shop.id}
+            ).id,
+            groups="base.group_portal",
+        )
+        self.assertIn(group, late.groups_id)
+        # No reseller any more: the group is taken, the portal stays.
+        shop.is_billing_reseller = False
+        self.assertNotIn(group, portal.groups_id)
+        self.assertNotIn(group, late.groups_id)
+        self.assertTrue(portal.has_group("base.group_portal"))
+        # Its user moved to a reseller's company: given.
+        portal.partner_id = self.reseller_contact
+        self.assertIn(group, portal.groups_id)
