@@ -11,9 +11,7 @@ from qrcode.image.pil import PilImage
 from odoo import Command, api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.osv import expression
-from odoo.tools import SQL, float_compare
-
-from .billing_charge import USAGE_DIGITS
+from odoo.tools import SQL
 
 _logger = logging.getLogger(__name__)
 
@@ -775,12 +773,7 @@ class AccountMove(models.Model):
                     "the wallet is kept in %(currency)s",
                     currency=move.company_id.currency_id.name,
                 )
-            elif (
-                float_compare(
-                    wallet.balance, move.amount_residual, precision_digits=USAGE_DIGITS
-                )
-                < 0
-            ):
+            elif not wallet._covers(move.amount_residual):
                 reason = self.env._(
                     "the wallet balance of %(balance)s does not cover %(amount)s",
                     balance=Wallet._format_amount_exact(

@@ -541,6 +541,11 @@ class BillingWallet(models.Model):
         lines[0][1] = currency.round(lines[0][1] + booked - sum(a for _a, a in lines))
         return [tuple(line) for line in lines if not currency.is_zero(line[1])]
 
+    def _covers(self, amount):
+        """Whether this wallet's exact balance covers ``amount`` (no wallet:
+        a balance of 0)."""
+        return float_compare(self.balance, amount, precision_digits=USAGE_DIGITS) >= 0
+
     def _spendable(self):
         """What this wallet can pay in its currency: the balance rounded down to
         the cent, so that a payment never takes more than the exact balance."""
@@ -707,7 +712,7 @@ class BillingWallet(models.Model):
                 continue
             wallet = Wallet._get_wallet(refund.partner_id, refund.company_id)
             wallet._lock()
-            if float_compare(wallet.balance, take, precision_digits=USAGE_DIGITS) < 0:
+            if not wallet._covers(take):
                 refundable = float_round(
                     wallet.balance * paid / credit,
                     precision_rounding=currency.rounding,
@@ -1058,7 +1063,7 @@ class BillingWallet(models.Model):
             if currency.compare_amounts(take, 0) <= 0:
                 continue  # its credit notes took it all back already
             partner = move.commercial_partner_id
-            if float_compare(wallet.balance, take, precision_digits=USAGE_DIGITS) < 0:
+            if not wallet._covers(take):
                 raise UserError(
                     self.env._(
                         "The payment of top-up %(invoice)s cannot be undone: the "
@@ -1348,12 +1353,7 @@ class BillingWallet(models.Model):
                 )
             else:
                 wallet._lock()
-                if (
-                    float_compare(
-                        wallet.balance, payment.amount, precision_digits=USAGE_DIGITS
-                    )
-                    < 0
-                ):
+                if not wallet._covers(payment.amount):
                     problem = self.env._(
                         "the wallet balance of %(balance)s does not cover %(amount)s",
                         balance=wallet._format_exact(wallet.balance),

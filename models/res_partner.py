@@ -492,12 +492,12 @@ class ResPartner(models.Model):
                 ]
             )
         )
-        for user in users:
-            reseller = user.partner_id.commercial_partner_id.is_billing_reseller
-            if reseller and group not in user.groups_id:
-                user.groups_id = [Command.link(group.id)]
-            elif not reseller and group in user.groups_id:
-                user.groups_id = [Command.unlink(group.id)]
+        members = group.sudo().with_context(active_test=False).users
+        resellers = users.filtered(
+            "partner_id.commercial_partner_id.is_billing_reseller"
+        )
+        (resellers - members).write({"groups_id": [Command.link(group.id)]})
+        ((users - resellers) & members).write({"groups_id": [Command.unlink(group.id)]})
         return self
 
     def _billing_invoice_journal(self, company):

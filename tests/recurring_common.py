@@ -53,8 +53,16 @@ class BillingRecurringCommon(BillingWalletCommon):
             }
         )
 
-    def _schedule(self, partner=None, next_date=date(2026, 11, 1), **vals):
-        return self.env["billing.recurring"].create(
+    def _schedule(
+        self, partner=None, next_date=date(2026, 11, 1), company=None, **vals
+    ):
+        """A monthly draft schedule of ``partner`` (in ``company``, default the
+        current one)."""
+        Recurring = self.env["billing.recurring"]
+        if company:
+            Recurring = Recurring.with_company(company)
+            vals["company_id"] = company.id
+        return Recurring.create(
             {
                 "partner_id": (partner or self.postpaid).id,
                 "interval_type": "month",

@@ -336,30 +336,15 @@ class TestBillingIsolationRuns(BillingRecurringCommon):
         super().setUpClass()
         cls.other = cls.setup_other_company()["company"]
 
-    def _schedule_in(self, company, partner):
-        return (
-            self.env["billing.recurring"]
-            .with_company(company)
-            .create(
-                {
-                    "partner_id": partner.id,
-                    "company_id": company.id,
-                    "interval_type": "month",
-                    "interval_number": 1,
-                    "next_date": date(2026, 11, 1),
-                    "generation_mode": "draft",
-                    "send_email": False,
-                    "line_ids": [
-                        Command.create({"product_id": self.plan.id, "price_unit": 20.0})
-                    ],
-                }
-            )
-        )
-
     @freeze_time("2026-11-05")
     def test_run_now_invoices_the_users_companies_only(self):
-        here = self._schedule_in(self.company, self.postpaid)
-        there = self._schedule_in(self.other, self._postpaid_customer("Over There"))
+        def plan():
+            return [Command.create({"product_id": self.plan.id, "price_unit": 20.0})]
+
+        here = self._schedule(company=self.company, line_ids=plan())
+        there = self._schedule(
+            self._postpaid_customer("Over There"), company=self.other, line_ids=plan()
+        )
         both = new_test_user(
             self.env,
             login="two_company_manager",

@@ -19,7 +19,8 @@ class BillingWizardMixin(models.AbstractModel):
     @api.model_create_multi
     def create(self, vals_list):
         wizards = super().create(vals_list)
-        wizards._billing_check_access()
+        if not self._check_company_auto:  # else checked by _check_company
+            wizards._billing_check_access()
         return wizards
 
     def write(self, vals):
