@@ -1,4 +1,5 @@
 import logging
+import re
 from collections import defaultdict
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -22,6 +23,8 @@ WALLET_AMOUNT_LIMIT = 100_000_000
 # credit on the portal is refused.
 PORTAL_OPEN_TOPUPS_LIMIT = 3
 MICRO = Decimal(1).scaleb(-USAGE_DIGITS)
+# The key a reseller's recharge form is sent with (see _reseller_recharge).
+RECHARGE_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,64}")
 
 
 def exact_amount(value):
@@ -585,7 +588,8 @@ class BillingWallet(models.Model):
         prepaid customers, with at most PORTAL_OPEN_TOPUPS_LIMIT unpaid top-up
         invoices open at once."""
         customer = partner.commercial_partner_id
-        if customer.billing_mode != "prepaid":
+        # A reseller holds credit to recharge its customers, whatever its mode.
+        if customer.billing_mode != "prepaid" and not customer.is_billing_reseller:
             return "postpaid", self.env._(
                 "%(partner)s is billed postpaid: credit packages are for prepaid "
                 "customers.",
@@ -618,10 +622,139 @@ class BillingWallet(models.Model):
             )
         return None
 
+    @api.model
+    def _reseller_recharge_refusal(self, reseller, customer, amount, company):
+        """Why ``reseller`` may not recharge ``customer`` with ``amount`` in
+        ``company``: a message naming the field, or None when it may (the
+        balance is checked with the wallet locked, by ``_reseller_recharge``)."""
+        reseller = reseller.commercial_partner_id
+        customer = customer.commercial_partner_id
+        currency = company.currency_id
+        if not reseller.is_billing_reseller:
+            return self.env._(
+                "Recharge: %(partner)s is not a reseller.",
+                partner=reseller.display_name,
+            )
+        if customer.billing_reseller_id != reseller:
+            return self.env._(
+                "Recharge: %(customer)s is not a customer of %(reseller)s.",
+                customer=customer.display_name,
+                reseller=reseller.display_name,
+            )
+        if customer.billing_mode != "prepaid":
+            return self.env._(
+                "Recharge: %(customer)s is billed postpaid; only prepaid customers "
+                "hold credit.",
+                customer=customer.display_name,
+            )
+        if currency.compare_amounts(amount, 0) <= 0 or float_compare(
+            amount, currency.round(amount), precision_digits=USAGE_DIGITS
+        ):
+            return self.env._(
+                "Amount of the recharge of %(customer)s: %(amount)s must be positive, "
+                "in %(currency)s to the %(rounding)s.",
+                customer=customer.display_name,
+                amount=amount,
+                currency=currency.name,
+                rounding=currency.rounding,
+            )
+        return None
+
+    @api.model
+    def _reseller_recharge(self, reseller, customer, amount, key, company):
+        """Move ``amount`` of credit from the wallet of ``reseller`` to that of its
+        prepaid ``customer`` in ``company``, once per ``key`` (the key the
+        recharge form was sent with: a form sent twice recharges once).
+
+        Both wallets are locked in id order, then the reseller's balance is
+        checked; one journal entry of the wallet journal moves the amount
+        between the two partners' balances of the wallet account, and each
+        wallet gets a ``recharge`` movement booked by it. The total of the
+        wallets is unchanged. Raises a ``UserError`` with the reason, writing
+        nothing, when the recharge is refused. Returns ``(entry, replayed)``:
+        the journal entry, and whether ``key`` had been recharged already."""
+        reseller = reseller.commercial_partner_id
+        customer = customer.commercial_partner_id
+        if not key or not RECHARGE_KEY_PATTERN.fullmatch(str(key)):
+            raise UserError(
+                self.env._(
+                    "Recharge of %(customer)s: the form key %(key)r is not valid; "
+                    "reload the page and send the form again.",
+                    customer=customer.display_name,
+                    key=key,
+                )
+            )
+        refusal = self._reseller_recharge_refusal(reseller, customer, amount, company)
+        if refusal:
+            raise UserError(refusal)
+        keys = [f"reseller_recharge:{reseller.id}:{key}:{side}" for side in "dc"]
+        with self.env.cr.savepoint():
+            wallets = self._get_wallets(reseller | customer, company)
+            source, target = wallets[reseller.id], wallets[customer.id]
+            (source | target)._lock()
+            Move = self.env["billing.wallet.move"]
+            done = Move.search([("idempotency_key", "in", keys)])
+            if done:
+                if len(done) != 2 or done.wallet_id != source | target:
+                    raise UserError(
+                        self.env._(
+                            "Recharge of %(customer)s: the form key %(key)s was "
+                            "used for another recharge already; reload the page "
+                            "and send the form again.",
+                            customer=customer.display_name,
+                            key=key,
+                        )
+                    )
+                return done.account_move_id, True
+            source.invalidate_recordset(["balance"])
+            if not source._covers(amount):
+                raise UserError(
+                    self.env._(
+                        "Recharge of %(customer)s: the wallet balance of "
+                        "%(reseller)s, %(balance)s, does not cover %(amount)s.",
+                        customer=customer.display_name,
+                        reseller=reseller.display_name,
+                        balance=source._format_exact(source.balance),
+                        amount=source._format_exact(amount),
+                    )
+                )
+            debit_label = self.env._(
+                "Recharge of %(customer)s", customer=customer.display_name
+            )
+            credit_label = self.env._(
+                "Recharge by %(reseller)s", reseller=reseller.display_name
+            )
+            account = company.billing_wallet_account_id
+            entry = source._post_entry(
+                debit_label,
+                [
+                    (account, amount, debit_label, reseller),
+                    (account, -amount, credit_label, customer),
+                ],
+            )
+            for wallet, sign, label, movement_key in (
+                (source, -1, debit_label, keys[0]),
+                (target, 1, credit_label, keys[1]),
+            ):
+                wallet._apply_movements(
+                    [
+                        {
+                            "kind": "recharge",
+                            "name": label,
+                            "amount": sign * amount,
+                            "origin": entry.name,
+                            "idempotency_key": movement_key,
+                            "account_move_id": entry.id,
+                        }
+                    ]
+                )
+        return entry, False
+
     def _post_entry(self, ref, lines, date=None):
         """Post a journal entry of the wallet journal with ``lines``: a list of
-        ``(account, balance, label)``; the wallet account lines carry the customer as
-        partner. Returns the posted ``account.move``."""
+        ``(account, balance, label)``, or ``(account, balance, label, partner)``;
+        the lines carry the customer as partner unless they name another.
+        Returns the posted ``account.move``."""
         self.ensure_one()
         move = (
             self.env["account.move"]
@@ -653,12 +786,12 @@ class BillingWallet(models.Model):
                 fields.Command.create(
                     {
                         "account_id": account.id,
-                        "partner_id": self.partner_id.id,
+                        "partner_id": (partner[0] if partner else self.partner_id).id,
                         "name": label,
                         "balance": balance,
                     }
                 )
-                for account, balance, label in lines
+                for account, balance, label, *partner in lines
                 if not self.currency_id.is_zero(balance)
             ],
         }

@@ -10,6 +10,7 @@ MOVE_KINDS = [
     ("renewal", "Renewal"),
     ("manual", "Manual"),
     ("refund", "Refund"),
+    ("recharge", "Reseller Recharge"),
 ]
 
 

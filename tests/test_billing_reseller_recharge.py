@@ -1,0 +1,247 @@
+from odoo.exceptions import UserError
+from odoo.tests import tagged
+
+from .wallet_common import BillingWalletCommon
+
+KEY = "form-key-0001"
+
+
+@tagged("post_install", "-at_install")
+class TestBillingResellerRecharge(BillingWalletCommon):
+    """A reseller recharges its prepaid customers from its own wallet: one
+    journal entry between the two balances of the wallet account, once per
+    form key, refused with the reason."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        Partner = cls.env["res.partner"]
+        cls.reseller = Partner.create(
+            {
+                "name": "Recharging Reseller",
+                "is_company": True,
+                "is_billing_reseller": True,
+                "billing_mode": "postpaid",
+            }
+        )
+        cls.reseller_customer = Partner.create(
+            {
+                "name": "Recharged Customer",
+                "is_company": True,
+                "billing_mode": "prepaid",
+                "billing_reseller_id": cls.reseller.id,
+            }
+        )
+        cls.postpaid_customer = Partner.create(
+            {
+                "name": "Postpaid Customer of the Reseller",
+                "is_company": True,
+                "billing_mode": "postpaid",
+                "billing_reseller_id": cls.reseller.id,
+            }
+        )
+        cls.other_reseller = Partner.create(
+            {"name": "Other Reseller", "is_company": True, "is_billing_reseller": True}
+        )
+        cls.other_reseller_customer = Partner.create(
+            {
+                "name": "Customer of the Other Reseller",
+                "is_company": True,
+                "billing_mode": "prepaid",
+                "billing_reseller_id": cls.other_reseller.id,
+            }
+        )
+        cls.Wallet = cls.env["billing.wallet"].sudo()
+
+    def setUp(self):
+        super().setUp()
+        self._fund(100.0, partner=self.reseller)
+
+    def _recharge(self, amount, customer=None, key=KEY, reseller=None):
+        return self.Wallet._reseller_recharge(
+            reseller or self.reseller,
+            customer or self.reseller_customer,
+            amount,
+            key,
+            self.company,
+        )
+
+    def _recharge_error(self, amount, customer=None, key=KEY, reseller=None):
+        """The message of the refusal of a recharge, called outside any
+        savepoint of the test: what the refused call wrote stays visible."""
+        try:
+            self._recharge(amount, customer=customer, key=key, reseller=reseller)
+        except UserError as error:
+            return str(error)
+        self.fail("the recharge was not refused")
+
+    def _balance(self, partner):
+        wallet = self._wallet(partner)
+        wallet.invalidate_recordset()
+        return wallet.balance
+
+    def _recharge_movements(self):
+        return self.env["billing.wallet.move"].search(
+            [
+                ("kind", "=", "recharge"),
+                (
+                    "partner_id",
+                    "in",
+                    (self.reseller | self.reseller_customer).ids,
+                ),
+            ]
+        )
+
+    def _total_of_wallets(self):
+        self.env.flush_all()
+        self.env.cr.execute(
+            "SELECT COALESCE(SUM(balance), 0)::text FROM billing_wallet"
+            " WHERE company_id = %s",
+            [self.company.id],
+        )
+        return self.env.cr.fetchone()[0]
+
+    def test_recharge_moves_credit_in_one_entry(self):
+        total = self._total_of_wallets()
+        entry, replayed = self._recharge(30.25)
+        self.assertFalse(replayed)
+        self.assertEqual(self._balance(self.reseller), 69.75)
+        self.assertEqual(self._balance(self.reseller_customer), 30.25)
+        self.assertEqual(self._total_of_wallets(), total)
+        # One posted entry of the wallet journal, between the two partners'
+        # balances of the wallet account.
+        self.assertEqual(entry.state, "posted")
+        self.assertEqual(entry.journal_id, self.company.billing_wallet_journal_id)
+        account = self.company.billing_wallet_account_id
+        self.assertEqual(entry.line_ids.account_id, account)
+        by_partner = {line.partner_id: line.balance for line in entry.line_ids}
+        self.assertEqual(
+            by_partner, {self.reseller: 30.25, self.reseller_customer: -30.25}
+        )
+        # Listed in both ledgers, booked by the entry.
+        movements = self._recharge_movements()
+        self.assertEqual(len(movements), 2)
+        self.assertEqual(movements.account_move_id, entry)
+        debit = movements.filtered(lambda m: m.partner_id == self.reseller)
+        credit = movements - debit
+        self.assertEqual((debit.amount, debit.balance_after), (-30.25, 69.75))
+        self.assertEqual((credit.amount, credit.balance_after), (30.25, 30.25))
+        self.assertEqual(debit.name, "Recharge of Recharged Customer")
+        self.assertEqual(credit.name, "Recharge by Recharging Reseller")
+        self.assertIn(debit, self._wallet(self.reseller).move_ids)
+        self.assertIn(credit, self._wallet(self.reseller_customer).move_ids)
+        self.assertBooksMatchWallet(self.reseller)
+        self.assertBooksMatchWallet(self.reseller_customer)
+
+    def test_recharge_of_the_whole_balance(self):
+        self._recharge(100.0)
+        self.assertEqual(self._balance(self.reseller), 0.0)
+        self.assertEqual(self._balance(self.reseller_customer), 100.0)
+        self.assertBooksMatchWallet(self.reseller)
+        self.assertBooksMatchWallet(self.reseller_customer)
+
+    def test_recharge_beyond_the_balance_is_refused_and_writes_nothing(self):
+        self._recharge(60.0, key="form-key-first")
+        entries = self.env["account.move"].search_count([])
+        message = self._recharge_error(40.01)
+        self.assertIn("Recharging Reseller", message)
+        self.assertIn("does not cover", message)
+        self.assertIn("40.01", message)
+        self.assertEqual(self._balance(self.reseller), 40.0)
+        self.assertEqual(self._balance(self.reseller_customer), 60.0)
+        self.assertEqual(len(self._recharge_movements()), 2)
+        self.assertEqual(self.env["account.move"].search_count([]), entries)
+        self.assertBooksMatchWallet(self.reseller)
+        self.assertBooksMatchWallet(self.reseller_customer)
+
+    def test_double_submitted_form_recharges_once(self):
+        entry, replayed = self._recharge(25.0)
+        again, replayed_again = self._recharge(25.0)
+        self.assertFalse(replayed)
+        self.assertTrue(replayed_again)
+        self.assertEqual(again, entry)
+        self.assertEqual(self._balance(self.reseller), 75.0)
+        self.assertEqual(self._balance(self.reseller_customer), 25.0)
+        self.assertEqual(len(self._recharge_movements()), 2)
+        # A new form (a new key) recharges again.
+        self._recharge(25.0, key="form-key-0002")
+        self.assertEqual(self._balance(self.reseller), 50.0)
+        self.assertEqual(self._balance(self.reseller_customer), 50.0)
+        self.assertBooksMatchWallet(self.reseller)
+        self.assertBooksMatchWallet(self.reseller_customer)
+
+    def test_a_key_used_for_another_customer_is_refused(self):
+        other = self.env["res.partner"].create(
+            {
+                "name": "Second Customer",
+                "is_company": True,
+                "billing_mode": "prepaid",
+                "billing_reseller_id": self.reseller.id,
+            }
+        )
+        self._recharge(10.0)
+        message = self._recharge_error(10.0, customer=other)
+        self.assertIn("was used for another recharge", message)
+        self.assertEqual(self._balance(self.reseller), 90.0)
+        self.assertFalse(self._wallet(other).balance)
+
+    def test_keys_of_two_resellers_do_not_collide(self):
+        self._fund(20.0, partner=self.other_reseller)
+        self._recharge(10.0)
+        self._recharge(
+            5.0,
+            customer=self.other_reseller_customer,
+            reseller=self.other_reseller,
+        )
+        self.assertEqual(self._balance(self.other_reseller_customer), 5.0)
+        self.assertEqual(self._balance(self.other_reseller), 15.0)
+
+    def test_refusals_name_the_reason(self):
+        cases = [
+            (self.other_reseller_customer, 10.0, KEY, "is not a customer of"),
+            (self.postpaid_customer, 10.0, KEY, "billed postpaid"),
+            (self.reseller_customer, 0.0, KEY, "must be positive"),
+            (self.reseller_customer, -5.0, KEY, "must be positive"),
+            (self.reseller_customer, 0.004, KEY, "must be positive"),
+            (self.reseller_customer, 10.005, KEY, "to the 0.01"),
+            (self.reseller_customer, 10.0, "", "form key"),
+            (self.reseller_customer, 10.0, "short", "form key"),
+            (self.reseller_customer, 10.0, "bad key with spaces", "form key"),
+        ]
+        for customer, amount, key, reason in cases:
+            with self.subTest(customer=customer.name, amount=amount, key=key):
+                self.assertIn(reason, self._recharge_error(amount, customer, key))
+        message = self._recharge_error(
+            1.0, customer=self.reseller_customer, reseller=self.reseller_customer
+        )
+        self.assertIn("is not a reseller", message)
+        self.assertFalse(self._recharge_movements())
+        self.assertEqual(self._balance(self.reseller), 100.0)
+
+    def test_the_recharge_entry_cannot_be_undone(self):
+        entry, _replayed = self._recharge(30.0)
+        for undo in (entry.button_draft, entry.button_cancel):
+            with (
+                self.subTest(undo=undo.__name__),
+                self.assertRaisesRegex(UserError, "cannot be reset to draft"),
+            ):
+                undo()
+        self.assertEqual(entry.state, "posted")
+
+    def test_the_recharged_credit_pays_the_customers_invoice(self):
+        self.company.billing_wallet_allow_payments = True
+        self._recharge(40.0)
+        invoice = self._invoice(
+            [(self.service, 1, 30.0)], partner=self.reseller_customer
+        )
+        self.assertEqual(invoice.payment_state, "paid")
+        self.assertEqual(self._balance(self.reseller_customer), 10.0)
+        self.assertBooksMatchWallet(self.reseller_customer)
+
+    def test_a_postpaid_reseller_buys_credit_on_the_portal(self):
+        refusal = self.Wallet._portal_topup_refusal(self.reseller, self.company)
+        self.assertIsNone(refusal)
+        self.assertEqual(
+            self.Wallet._portal_topup_refusal(self.postpaid_customer, self.company)[0],
+            "postpaid",
+        )
