@@ -24,6 +24,9 @@ from odoo.addons.prepaid_postpaid_billing.controllers import (
 from odoo.addons.prepaid_postpaid_billing.controllers import (
     report as report_controllers,
 )
+from odoo.addons.prepaid_postpaid_billing.controllers import (
+    reseller_portal as reseller_portal_controllers,
+)
 
 from ..models.billing_wallet import PORTAL_OPEN_TOPUPS_LIMIT
 from .recurring_common import BillingRecurringCommon
@@ -98,6 +101,14 @@ COVERED_ROUTES = {
     "/my/wallet/buy",
     "/billing/invoice_register/<int:register_id>",
     "/billing/charge_history/<int:invoice_id>",
+    # The reseller portal: TestBillingResellerPortalSweep.
+    "/my/customers",
+    "/my/customers/page/<int:page>",
+    "/my/customers/<int:partner_id>",
+    "/my/customers/invoices",
+    "/my/customers/invoices/page/<int:page>",
+    "/my/customers/invoices/xlsx",
+    "/my/customers/invoices/remind",
 }
 # Party labels of each company; "c1"/"c2" own the company's billing runs.
 COMPANY_1_PARTIES = frozenset({"A", "B", "C", "D", "E", "R", "R2", "c1"})
@@ -1275,7 +1286,11 @@ class TestBillingAccessSweepHttp(BillingAccessSweepCommon, HttpCase):
 
     def _addon_routes(self):
         routes = {}
-        for module in (portal_controllers, report_controllers):
+        for module in (
+            portal_controllers,
+            report_controllers,
+            reseller_portal_controllers,
+        ):
             for cls in vars(module).values():
                 if not (
                     inspect.isclass(cls)

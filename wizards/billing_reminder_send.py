@@ -135,6 +135,27 @@ class BillingReminderSend(models.TransientModel):
                 self.env._("Only Billing Users can send payment reminders.")
             )
         self._billing_check_access()
+        self._send_reminders()
+        return {
+            "type": "ir.actions.act_window",
+            "name": self.env._("Payment Reminders Sent"),
+            "res_model": self._name,
+            "res_id": self.id,
+            "view_mode": "form",
+            "target": "new",
+        }
+
+    # -------------------------------------------------------------------------
+    # BUSINESS METHODS
+    # -------------------------------------------------------------------------
+
+    def _send_reminders(self):
+        """Send the reminders of this wizard by its rules (``_skip_reason``) and
+        its once-per-day guard (``_claim``) and record what was sent and
+        skipped on it. The caller has checked who may send them: a Billing
+        User (``action_send``), or a reseller for invoices of its own customers
+        (the reseller portal)."""
+        self.ensure_one()
         if self.state == "done":
             raise UserError(
                 self.env._(
@@ -178,18 +199,7 @@ class BillingReminderSend(models.TransientModel):
                 ),
             }
         )
-        return {
-            "type": "ir.actions.act_window",
-            "name": self.env._("Payment Reminders Sent"),
-            "res_model": self._name,
-            "res_id": self.id,
-            "view_mode": "form",
-            "target": "new",
-        }
-
-    # -------------------------------------------------------------------------
-    # BUSINESS METHODS
-    # -------------------------------------------------------------------------
+        return claimed
 
     @api.model
     def _open_invoices_domain(self):
@@ -628,8 +638,9 @@ class BillingReminderSend(models.TransientModel):
         self._ensure_access_tokens(moves)
         # sudo: mail.mail is a technical model users do not create directly, as
         # with Odoo's mass mail composer; the user was checked to be a Billing
-        # User who may write these invoices, and each email goes to the
-        # recipients of its invoice's template.
+        # User who may write these invoices (or, on the reseller portal, a
+        # reseller reminding its own customers' invoices), and each email goes
+        # to the recipients of its invoice's template.
         MailSudo = self.env["mail.mail"].sudo()
         mails = MailSudo
         for batch_ids in split_every(batch_size, moves.ids):
