@@ -1,6 +1,10 @@
+import math
+import uuid
+
 from markupsafe import Markup
 
 from odoo import Command, fields, http
+from odoo.exceptions import UserError
 from odoo.http import content_disposition, request
 from odoo.osv import expression
 
@@ -19,6 +23,8 @@ PORTAL_DIGITS = 4
 MAX_REMINDERS = 200
 # Session key of the result of the last reminders sent, shown once.
 REMINDER_RESULT_KEY = "billing_reseller_reminders"
+# Session key of the result of the last recharge, shown once.
+RECHARGE_RESULT_KEY = "billing_reseller_recharge"
 
 
 class BillingResellerPortal(PortalAccount):
@@ -86,6 +92,38 @@ class BillingResellerPortal(PortalAccount):
         if not reseller:
             raise request.not_found()
         return reseller
+
+    def _billing_customer_or_404(self, reseller, partner_id):
+        """The customer ``partner_id`` of ``reseller``, read as the user: a
+        partner that is not one of its customers, or that it may not read, is
+        not found."""
+        customer = request.env["res.partner"].search(
+            [("id", "=", partner_id), *self._billing_customers_domain(reseller)],
+            limit=1,
+        )
+        if not customer:
+            raise request.not_found()
+        return customer
+
+    def _billing_recharge_values(self, reseller, customer):
+        """Values of the recharge form of ``customer``'s page: the reseller's
+        own balance, a new form key, and the result of the last recharge of
+        this customer, shown once."""
+        result = request.session.pop(RECHARGE_RESULT_KEY, None)
+        if result and result.get("partner_id") != customer.id:
+            result = None
+        # Read as the user: portal users read their own wallet.
+        wallet = request.env["billing.wallet"].search(
+            [
+                ("partner_id", "=", reseller.id),
+                ("company_id", "=", request.env.company.id),
+            ]
+        )
+        return {
+            "recharge_balance": wallet.balance,
+            "recharge_key": uuid.uuid4().hex,
+            "recharge_result": result,
+        }
 
     def _billing_customers_domain(self, reseller):
         return request.env["res.partner"]._billing_reseller_customers_domain(
@@ -225,14 +263,7 @@ class BillingResellerPortal(PortalAccount):
     def portal_my_customer(self, partner_id, **kw):
         reseller = self._billing_reseller_or_404()
         company = request.env.company
-        # Read as the user: a partner that is not one of its customers, or that
-        # it may not read, is not found.
-        customer = request.env["res.partner"].search(
-            [("id", "=", partner_id), *self._billing_customers_domain(reseller)],
-            limit=1,
-        )
-        if not customer:
-            raise request.not_found()
+        customer = self._billing_customer_or_404(reseller, partner_id)
         wallet_moves = request.env["billing.wallet.move"].search(
             [("partner_id", "=", customer.id), ("company_id", "=", company.id)],
             order="date desc, id desc",
@@ -269,6 +300,7 @@ class BillingResellerPortal(PortalAccount):
                 "wallet_moves": wallet_moves,
                 "charges": charges,
                 "invoices": invoices,
+                **self._billing_recharge_values(reseller, customer),
             }
         )
         return request.render(
@@ -528,3 +560,63 @@ class BillingResellerPortal(PortalAccount):
             "summary": str(wizard.result_summary or ""),
         }
         return request.redirect(redirect)
+
+    # -------------------------------------------------------------------------
+    # Recharges
+    # -------------------------------------------------------------------------
+
+    @http.route(
+        ["/my/customers/<int:partner_id>/recharge"],
+        type="http",
+        auth="user",
+        methods=["POST"],
+        website=True,
+    )
+    def portal_my_customer_recharge(self, partner_id, amount=None, key=None, **kw):
+        """Recharge the reseller's customer ``partner_id`` with ``amount`` from
+        the reseller's wallet, once per form ``key``; back to the customer's
+        page with the result."""
+        reseller = self._billing_reseller_or_404()
+        customer = self._billing_customer_or_404(reseller, partner_id)
+        try:
+            value = float(str(amount).strip())
+        except ValueError:
+            value = math.nan
+        try:
+            if not math.isfinite(value):
+                raise UserError(
+                    request.env._(
+                        "Amount of the recharge of %(customer)s: %(amount)r is not "
+                        "an amount.",
+                        customer=customer.display_name,
+                        amount=amount,
+                    )
+                )
+            # sudo: the user is in the Reseller group and ``customer`` is one of
+            # its customers, read above with the user's rights; wallets, their
+            # movements and the journal entry are the module's to write. The
+            # recharge checks the reseller, the customer's mode, the amount and
+            # the reseller's balance itself, and writes nothing when it refuses.
+            _entry, replayed = (
+                request.env["billing.wallet"]
+                .sudo()
+                ._reseller_recharge(reseller, customer, value, key, request.env.company)
+            )
+        except UserError as error:
+            result = {"partner_id": customer.id, "ok": False, "message": str(error)}
+        else:
+            message = (
+                request.env._(
+                    "This recharge of %(customer)s was recorded already.",
+                    customer=customer.display_name,
+                )
+                if replayed
+                else request.env._(
+                    "%(amount)s recharged to %(customer)s.",
+                    amount=self._billing_format_amount(value),
+                    customer=customer.display_name,
+                )
+            )
+            result = {"partner_id": customer.id, "ok": True, "message": message}
+        request.session[RECHARGE_RESULT_KEY] = result
+        return request.redirect(f"/my/customers/{customer.id}#billing_recharge")

@@ -109,6 +109,8 @@ COVERED_ROUTES = {
     "/my/customers/invoices/page/<int:page>",
     "/my/customers/invoices/xlsx",
     "/my/customers/invoices/remind",
+    # TestBillingResellerRechargePortal, TestBillingResellerRechargeSweep.
+    "/my/customers/<int:partner_id>/recharge",
 }
 # Party labels of each company; "c1"/"c2" own the company's billing runs.
 COMPANY_1_PARTIES = frozenset({"A", "B", "C", "D", "E", "R", "R2", "c1"})

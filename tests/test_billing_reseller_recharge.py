@@ -1,9 +1,15 @@
-from odoo.exceptions import UserError
-from odoo.tests import tagged
+import re
 
+from odoo import Command
+from odoo.exceptions import UserError
+from odoo.tests import HttpCase, new_test_user, tagged
+
+from .test_billing_access_sweep import BillingAccessSweepCommon
+from .test_billing_reseller_portal import ResellerPortalMixin
 from .wallet_common import BillingWalletCommon
 
 KEY = "form-key-0001"
+RESELLER_GROUP = "prepaid_postpaid_billing.group_billing_reseller"
 
 
 @tagged("post_install", "-at_install")
@@ -245,3 +251,202 @@ class TestBillingResellerRecharge(BillingWalletCommon):
             self.Wallet._portal_topup_refusal(self.postpaid_customer, self.company)[0],
             "postpaid",
         )
+
+
+@tagged("post_install", "-at_install")
+class TestBillingResellerRechargePortal(
+    ResellerPortalMixin, BillingWalletCommon, HttpCase
+):
+    """The recharge form of a customer's page in the reseller portal."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        Partner = cls.env["res.partner"]
+        cls.reseller = Partner.create(
+            {
+                "name": "Portal Reseller",
+                "is_company": True,
+                "is_billing_reseller": True,
+                "billing_mode": "postpaid",
+            }
+        )
+        cls.reseller_customer = Partner.create(
+            {
+                "name": "Portal Recharged Customer",
+                "is_company": True,
+                "billing_mode": "prepaid",
+                "billing_reseller_id": cls.reseller.id,
+            }
+        )
+        cls.postpaid_customer = Partner.create(
+            {
+                "name": "Portal Postpaid Customer",
+                "is_company": True,
+                "billing_mode": "postpaid",
+                "billing_reseller_id": cls.reseller.id,
+            }
+        )
+        cls.other_reseller = Partner.create(
+            {"name": "Rival Reseller", "is_company": True, "is_billing_reseller": True}
+        )
+        cls.rival_customer = Partner.create(
+            {
+                "name": "Rival Customer",
+                "is_company": True,
+                "billing_mode": "prepaid",
+                "billing_reseller_id": cls.other_reseller.id,
+            }
+        )
+        cls.reseller_user = cls._user("recharger", cls.reseller, RESELLER_GROUP)
+        cls.rival_user = cls._user("rival", cls.other_reseller, RESELLER_GROUP)
+        cls.customer_user = cls._user("recharged", cls.reseller_customer)
+
+    @classmethod
+    def _user(cls, login, partner, groups="base.group_portal"):
+        contact = cls.env["res.partner"].create(
+            {"name": f"{partner.name} Agent", "parent_id": partner.id}
+        )
+        return new_test_user(
+            cls.env,
+            login=login,
+            partner_id=contact.id,
+            groups=groups,
+            company_id=cls.company.id,
+            company_ids=[Command.set(cls.company.ids)],
+        )
+
+    def setUp(self):
+        super().setUp()
+        self._fund(50.0, partner=self.reseller)
+        self.authenticate(self.reseller_user.login, self.reseller_user.login)
+
+    def _page(self, customer=None):
+        response = self.url_open(
+            f"/my/customers/{(customer or self.reseller_customer).id}"
+        )
+        self.assertEqual(response.status_code, 200)
+        return response.text
+
+    def _form_key(self, page):
+        return re.search(r'name="key" value="([^"]+)"', page).group(1)
+
+    def _post(self, amount, key=None, customer=None):
+        customer = customer or self.reseller_customer
+        if key is None:
+            key = self._form_key(self._page(customer))
+        return self.url_open(
+            f"/my/customers/{customer.id}/recharge",
+            data={"csrf_token": self.csrf_token(), "amount": amount, "key": key},
+        )
+
+    def _balance(self, partner):
+        self.env.invalidate_all()
+        return self._wallet(partner).balance
+
+    def test_recharge_from_the_customer_page(self):
+        page = self._page()
+        self.assertIn("o_billing_reseller_recharge", page)
+        self.assertIn("50.00", re.search(r"o_billing_recharge_balance[^<]*<", page)[0])
+        response = self._post("12.50")
+        self.assertEqual(response.status_code, 200)
+        self.assertTrue(
+            response.url.endswith(f"/my/customers/{self.reseller_customer.id}")
+            or f"/my/customers/{self.reseller_customer.id}#" in response.url,
+            response.url,
+        )
+        self.assertIn("recharged to Portal Recharged Customer", response.text)
+        self.assertEqual(self._balance(self.reseller), 37.5)
+        self.assertEqual(self._balance(self.reseller_customer), 12.5)
+        # Listed in the customer's history on the page, done by the reseller.
+        self.assertIn("Recharge by Portal Reseller", response.text)
+        movement = self._wallet(self.reseller_customer).move_ids[:1]
+        self.assertEqual(movement.kind, "recharge")
+        self.assertEqual(movement.user_id, self.reseller_user)
+        # The result is shown once.
+        self.assertNotIn("recharged to", self._page())
+        self.assertBooksMatchWallet(self.reseller)
+        self.assertBooksMatchWallet(self.reseller_customer)
+
+    def test_a_form_sent_twice_recharges_once(self):
+        key = self._form_key(self._page())
+        self._post("10", key=key)
+        response = self._post("10", key=key)
+        self.assertIn("was recorded already", response.text)
+        self.assertEqual(self._balance(self.reseller), 40.0)
+        self.assertEqual(self._balance(self.reseller_customer), 10.0)
+
+    def test_refusals_are_shown_and_change_nothing(self):
+        for amount, reason in (
+            ("50.01", "does not cover"),
+            ("abc", "is not an amount"),
+            ("nan", "is not an amount"),
+            ("0", "must be positive"),
+            ("1.005", "must be positive, in"),
+        ):
+            with self.subTest(amount=amount):
+                response = self._post(amount)
+                self.assertEqual(response.status_code, 200)
+                self.assertIn(reason, response.text)
+                self.assertIn("alert-danger", response.text)
+        response = self._post("5", key=KEY, customer=self.postpaid_customer)
+        self.assertIn("billed postpaid", response.text)
+        self.assertEqual(self._balance(self.reseller), 50.0)
+        self.assertFalse(self._wallet(self.reseller_customer))
+        self.assertFalse(
+            self.env["billing.wallet.move"].search_count([("kind", "=", "recharge")])
+        )
+
+    def test_others_customers_and_non_resellers_get_404(self):
+        response = self._post("5", key=KEY, customer=self.rival_customer)
+        self.assertEqual(response.status_code, 404)
+        self.assertEqual(
+            self._post("5", key=KEY, customer=self.reseller).status_code, 404
+        )
+        for user in (self.rival_user, self.customer_user):
+            with self.subTest(user=user.login):
+                self.authenticate(user.login, user.login)
+                response = self._post("5", key=KEY)
+                self.assertEqual(response.status_code, 404)
+        self.assertEqual(self._balance(self.reseller), 50.0)
+        self.assertFalse(self._wallet(self.reseller_customer))
+        self.assertFalse(self._wallet(self.rival_customer))
+
+
+@tagged("post_install", "-at_install")
+class TestBillingResellerRechargeSweep(
+    ResellerPortalMixin, BillingAccessSweepCommon, HttpCase
+):
+    """The recharge route in the access sweep's world: reseller R recharges
+    no one but its customers, every other party is refused it."""
+
+    def _recharge_movements(self):
+        self.env.invalidate_all()
+        return self.env["billing.wallet.move"].search_count([("kind", "=", "recharge")])
+
+    def test_recharge_only_of_own_customers(self):
+        problems = []
+        for who, (user, labels) in self.sweep_users.items():
+            self.authenticate(user.login, user.login)
+            for label, partner in self.parties.items():
+                response = self.url_open(
+                    f"/my/customers/{partner.id}/recharge",
+                    data={"csrf_token": self.csrf_token(), "amount": "1", "key": KEY},
+                )
+                own = who == "reseller R" and label == "C"
+                expected = 200 if own else 404
+                if response.status_code != expected:
+                    problems.append(
+                        f"{who}: POST recharge of {label}: {response.status_code}, "
+                        f"not {expected}"
+                    )
+                if not own:
+                    self._leaks_of(who, label, response.text, labels, problems)
+        # C is postpaid: even its reseller's recharge is refused.
+        self.assertFalse(self._recharge_movements())
+        self._report(problems)
+
+    def _leaks_of(self, who, label, text, labels, problems):
+        leaks = self._marker_leaks(text, labels)
+        if leaks:
+            problems.append(f"{who}: POST recharge of {label} shows data of {leaks}")
