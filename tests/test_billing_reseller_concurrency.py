@@ -275,13 +275,11 @@ class TestBillingResellerDemo(TransactionCase):
 
     def setUp(self):
         super().setUp()
-        for xmlid, *_rest in self.RESELLERS:
-            if not self.env.ref(
-                f"prepaid_postpaid_billing.{xmlid}", raise_if_not_found=False
-            ):
-                self.skipTest(
-                    "the demo data of prepaid_postpaid_billing is not installed"
-                )
+        if not self.env.ref(
+            "prepaid_postpaid_billing.res_partner_demo_prepaid",
+            raise_if_not_found=False,
+        ):
+            self.skipTest("the demo data of prepaid_postpaid_billing is not installed")
 
     def _wallet(self, partner):
         return (
