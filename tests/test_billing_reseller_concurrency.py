@@ -32,10 +32,12 @@ class TestBillingResellerConcurrency(TransactionCase):
         company = self.env.company
         if not company.chart_template:
             self.skipTest(f"company {company.name} has no chart of accounts")
-        self.data = {}
+        self.data, data = {}, {}
         self.addCleanup(self._clean_up)
-        with self.registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, {})
+        # Committed on a cursor of its own, not the test's, for the threads to
+        # see them.
+        with self.registry.cursor() as fixture_cr:
+            env = api.Environment(fixture_cr, SUPERUSER_ID, {})
             Partner = env["res.partner"]
             product = env["product.product"].create(
                 {
@@ -45,7 +47,7 @@ class TestBillingResellerConcurrency(TransactionCase):
                     "taxes_id": [Command.clear()],
                 }
             )
-            self.data["product_id"] = product.id
+            data["product_id"] = product.id
             resellers = Partner.create(
                 [
                     {
@@ -62,8 +64,8 @@ class TestBillingResellerConcurrency(TransactionCase):
                     },
                 ]
             )
-            self.data["reseller_ids"] = resellers.ids
-            self.data["journal_ids"] = resellers.billing_journal_id.ids
+            data["reseller_ids"] = resellers.ids
+            data["journal_ids"] = resellers.billing_journal_id.ids
             reseller_a, reseller_b = resellers
             customers = Partner.create(
                 [
@@ -79,7 +81,7 @@ class TestBillingResellerConcurrency(TransactionCase):
                     )
                 ]
             )
-            self.data["customer_ids"] = customers.ids
+            data["customer_ids"] = customers.ids
             customer_a1, customer_a2, customer_b1 = customers
             moves = env["account.move"].create(
                 [
@@ -100,7 +102,7 @@ class TestBillingResellerConcurrency(TransactionCase):
                     for customer in (customer_a1, customer_b1, customer_a1, customer_a2)
                 ]
             )
-            self.data["move_ids"] = moves.ids
+            data["move_ids"] = moves.ids
             # The invoices of a reseller's customers are in the reseller's
             # journal as soon as they are created.
             self.assertEqual(
@@ -108,15 +110,16 @@ class TestBillingResellerConcurrency(TransactionCase):
                 [reseller_a.billing_journal_id.id, reseller_b.billing_journal_id.id],
             )
             self.assertEqual(set(moves.mapped("state")), {"draft"})
-            cr.commit()
+            fixture_cr.commit()
+        self.data = data  # committed: removed again after the test
 
     def _clean_up(self):
         """Remove what the test committed: the invoices, the customers, the
         resellers' journals, the resellers and the product."""
         if not self.data:
             return
-        with self.registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, {})
+        with self.registry.cursor() as cleanup_cr:
+            env = api.Environment(cleanup_cr, SUPERUSER_ID, {})
             moves = env["account.move"].browse(self.data.get("move_ids", [])).exists()
             moves.filtered(lambda m: m.state in ("posted", "cancel")).button_draft()
             moves.posted_before = False
@@ -125,7 +128,7 @@ class TestBillingResellerConcurrency(TransactionCase):
             env["account.journal"].browse(self.data.get("journal_ids", [])).unlink()
             env["res.partner"].browse(self.data.get("reseller_ids", [])).unlink()
             env["product.product"].browse(self.data.get("product_id", [])).unlink()
-            cr.commit()
+            cleanup_cr.commit()
 
     def _post_at_once(self, move_ids):
         """Post each of ``move_ids`` in a thread of its own, on a cursor of its
