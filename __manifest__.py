@@ -51,6 +51,7 @@
         "demo/res_partner_demo.xml",
         "demo/product_demo.xml",
         "demo/billing_recurring_demo.xml",
+        "demo/reseller_demo.xml",
     ],
     "post_init_hook": "post_init_hook",
 }

@@ -1,0 +1,434 @@
+import re
+import sys
+import threading
+import traceback
+from collections import defaultdict
+from functools import partial
+
+from odoo import SUPERUSER_ID, Command, api
+from odoo.exceptions import AccessDenied
+from odoo.service.model import retrying
+from odoo.tests import TransactionCase, tagged
+from odoo.tools import float_compare
+
+# How long a posting thread may take before the test gives up on it: far more
+# than a posting and Odoo's retries of a serialization failure (at most
+# 2 + 4 + 8 + 16 s of pause) take.
+THREAD_TIMEOUT = 60
+
+
+@tagged("post_install", "-at_install")
+class TestBillingResellerConcurrency(TransactionCase):
+    """Two resellers posting invoices at the same moment, each on its own
+    cursor in its own thread, never share or skip a number, and neither do two
+    invoices of the same reseller posted at the same moment.
+
+    The threads only see committed data: the fixtures are committed on a cursor
+    of their own, and removed again after the test (as Odoo's
+    ``TestSequenceMixinConcurrency`` does)."""
+
+    def setUp(self):
+        super().setUp()
+        company = self.env.company
+        if not company.chart_template:
+            self.skipTest(f"company {company.name} has no chart of accounts")
+        self.data, data = {}, {}
+        self.addCleanup(self._clean_up)
+        # Committed on a cursor of its own, not the test's, for the threads to
+        # see them.
+        with self.registry.cursor() as fixture_cr:
+            env = api.Environment(fixture_cr, SUPERUSER_ID, {})
+            Partner = env["res.partner"]
+            product = env["product.product"].create(
+                {
+                    "name": "Concurrency Test Service",
+                    "type": "service",
+                    "list_price": 10.0,
+                    "taxes_id": [Command.clear()],
+                }
+            )
+            data["product_id"] = product.id
+            resellers = Partner.create(
+                [
+                    {
+                        "name": "Concurrency Reseller A",
+                        "is_company": True,
+                        "is_billing_reseller": True,
+                        "billing_invoice_prefix": "CONC-A",
+                    },
+                    {
+                        "name": "Concurrency Reseller B",
+                        "is_company": True,
+                        "is_billing_reseller": True,
+                        "billing_invoice_prefix": "CONC-B",
+                    },
+                ]
+            )
+            data["reseller_ids"] = resellers.ids
+            data["journal_ids"] = resellers.billing_journal_id.ids
+            reseller_a, reseller_b = resellers
+            customers = Partner.create(
+                [
+                    {
+                        "name": name,
+                        "is_company": True,
+                        "billing_reseller_id": reseller.id,
+                    }
+                    for name, reseller in (
+                        ("Concurrency Customer A1", reseller_a),
+                        ("Concurrency Customer A2", reseller_a),
+                        ("Concurrency Customer B1", reseller_b),
+                    )
+                ]
+            )
+            data["customer_ids"] = customers.ids
+            customer_a1, customer_a2, customer_b1 = customers
+            moves = env["account.move"].create(
+                [
+                    {
+                        "move_type": "out_invoice",
+                        "partner_id": customer.id,
+                        "invoice_date": "2026-11-02",
+                        "invoice_line_ids": [
+                            Command.create(
+                                {
+                                    "product_id": product.id,
+                                    "price_unit": 10.0,
+                                    "tax_ids": [Command.clear()],
+                                }
+                            )
+                        ],
+                    }
+                    for customer in (customer_a1, customer_b1, customer_a1, customer_a2)
+                ]
+            )
+            data["move_ids"] = moves.ids
+            # The invoices of a reseller's customers are in the reseller's
+            # journal as soon as they are created.
+            self.assertEqual(
+                moves.journal_id.ids,
+                [reseller_a.billing_journal_id.id, reseller_b.billing_journal_id.id],
+            )
+            self.assertEqual(set(moves.mapped("state")), {"draft"})
+            fixture_cr.commit()
+        self.data = data  # committed: removed again after the test
+
+    def _clean_up(self):
+        """Remove what the test committed: the invoices, the customers, the
+        resellers' journals, the resellers and the product."""
+        if not self.data:
+            return
+        with self.registry.cursor() as cleanup_cr:
+            env = api.Environment(cleanup_cr, SUPERUSER_ID, {})
+            moves = env["account.move"].browse(self.data.get("move_ids", [])).exists()
+            moves.filtered(lambda m: m.state in ("posted", "cancel")).button_draft()
+            moves.posted_before = False
+            moves.unlink()
+            env["res.partner"].browse(self.data.get("customer_ids", [])).unlink()
+            env["account.journal"].browse(self.data.get("journal_ids", [])).unlink()
+            env["res.partner"].browse(self.data.get("reseller_ids", [])).unlink()
+            env["product.product"].browse(self.data.get("product_id", [])).unlink()
+            cleanup_cr.commit()
+
+    def _post_at_once(self, move_ids):
+        """Post each of ``move_ids`` in a thread of its own, on a cursor of its
+        own, at the same moment: each thread reads first (its transaction's
+        snapshot is then taken before any of the others posts), all wait for
+        each other, then post and commit. Odoo retries a serialization failure
+        as it does for a request (``odoo.service.model.retrying``). Returns the
+        errors of the threads (none expected)."""
+        barrier = threading.Barrier(len(move_ids), timeout=THREAD_TIMEOUT)
+        errors = []
+        dbname = self.env.cr.dbname
+
+        def post(env, move_id):
+            env["account.move"].browse(move_id).action_post()
+
+        def work(move_id):
+            try:
+                with self.registry.cursor() as cr:
+                    # The registry of the cursor's transaction given, not looked
+                    # up by name: the test runner holds the lock of that look-up
+                    # while the tests run, and a thread would wait for it.
+                    cr.transaction = api.Transaction(self.registry)
+                    env = api.Environment(cr, SUPERUSER_ID, {})
+                    # The first read takes the snapshot of the transaction.
+                    self.assertEqual(env["account.move"].browse(move_id).state, "draft")
+                    barrier.wait()
+                    retrying(partial(post, env, move_id), env)
+            except Exception as error:  # noqa: BLE001 (reported by the test)
+                barrier.abort()
+                errors.append(f"invoice {move_id}: {error!r}")
+
+        threads = []
+        for move_id in move_ids:
+            thread = threading.Thread(target=work, args=(move_id,))
+            # As the test's own thread: the database in the logs, and the
+            # code that checks whether it runs in a test (no auto-commit, no
+            # message sent for real) told so.
+            thread.dbname = dbname
+            thread.testing = True
+            threads.append(thread)
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(THREAD_TIMEOUT)
+        hanging = [thread.name for thread in threads if thread.is_alive()]
+        if hanging:
+            barrier.abort()
+            with self.registry.cursor() as cr:
+                cr.execute(
+                    "SELECT pid, state, wait_event_type, wait_event, LEFT(query, 300) "
+                    "FROM pg_stat_activity WHERE datname = current_database()"
+                )
+                activity = cr.fetchall()
+            names = {thread.ident: thread.name for thread in threads}
+            stacks = "".join(
+                f"{names[ident]}:\n{''.join(traceback.format_stack(frame))}"
+                for ident, frame in sys._current_frames().items()
+                if ident in names
+            )
+            self.fail(
+                f"posting threads hang: {hanging}; errors: {errors}; database "
+                f"sessions: {activity}; where they are:\n{stacks}"
+            )
+        return errors
+
+    def _committed_moves(self):
+        """The test's invoices as committed, read on a fresh cursor: (name,
+        journal id, state) per invoice, in the order of ``move_ids``."""
+        with self.registry.cursor() as cr:
+            cr.execute(
+                "SELECT id, name, journal_id, state FROM account_move "
+                "WHERE id = ANY(%s)",
+                [self.data["move_ids"]],
+            )
+            rows = {row[0]: row[1:] for row in cr.fetchall()}
+        return [rows[move_id] for move_id in self.data["move_ids"]]
+
+    def test_two_resellers_and_one_reseller_post_at_the_same_moment(self):
+        a1, b1, a2, a3 = self.data["move_ids"]
+        journal_a, journal_b = self.data["journal_ids"]
+
+        # Two resellers at the same moment: each its own first number.
+        self.assertEqual(self._post_at_once([a1, b1]), [])
+        moves = self._committed_moves()
+        self.assertEqual(
+            moves[:2],
+            [
+                ("CONC-A/2026/00001", journal_a, "posted"),
+                ("CONC-B/2026/00001", journal_b, "posted"),
+            ],
+        )
+
+        # Two invoices of the same reseller at the same moment: the one that
+        # posts second started before the other's number was committed, does
+        # not see it, and still takes the next number, not the same one.
+        self.assertEqual(self._post_at_once([a2, a3]), [])
+        moves = self._committed_moves()
+        self.assertEqual(
+            sorted(moves[2:]),
+            [
+                ("CONC-A/2026/00002", journal_a, "posted"),
+                ("CONC-A/2026/00003", journal_a, "posted"),
+            ],
+        )
+        # Nothing else was numbered in these journals: no gap, no duplicate.
+        with self.registry.cursor() as cr:
+            cr.execute(
+                """
+                SELECT journal_id, ARRAY_AGG(name ORDER BY name)
+                  FROM account_move
+                 WHERE journal_id = ANY(%s) AND name != '/'
+              GROUP BY journal_id
+                """,
+                [self.data["journal_ids"]],
+            )
+            numbered = dict(cr.fetchall())
+        self.assertEqual(
+            numbered,
+            {
+                journal_a: [
+                    "CONC-A/2026/00001",
+                    "CONC-A/2026/00002",
+                    "CONC-A/2026/00003",
+                ],
+                journal_b: ["CONC-B/2026/00001"],
+            },
+        )
+
+
+@tagged("post_install", "-at_install")
+class TestBillingResellerDemo(TransactionCase):
+    """The demo data gives a new user a working reseller portal: two
+    resellers with their portal logins, each with a funded wallet and a prepaid
+    and a postpaid customer with usage and invoices in every state, numbered in
+    the reseller's journal.
+
+    Runs on a database with the demo data only, skipped elsewhere: the suite
+    of ``scripts/test`` runs on a database without demo data (the demo data is
+    installed on a second database, without tests). Run it on a demo database
+    with ``--test-tags /prepaid_postpaid_billing:TestBillingResellerDemo``."""
+
+    RESELLERS = (
+        # (reseller, login, prefix, wallet balance)
+        ("res_partner_demo_reseller", "reseller", "RELAY", 300.0),
+        ("res_partner_demo_reseller2", "reseller2", "AUR", 150.0),
+    )
+
+    def setUp(self):
+        super().setUp()
+        if not self.env.ref(
+            "prepaid_postpaid_billing.res_partner_demo_prepaid",
+            raise_if_not_found=False,
+        ):
+            self.skipTest("the demo data of prepaid_postpaid_billing is not installed")
+
+    def _wallet(self, partner):
+        return (
+            self.env["billing.wallet"]
+            .sudo()
+            ._get_wallet(partner, self.env.company, create=False)
+        )
+
+    def assertBooksMatchWallet(self, partner):
+        """Invariant 1: the partner's credit on the wallet account is its wallet
+        balance plus its consumption not yet posted."""
+        company = self.env.company
+        lines = self.env["account.move.line"].search(
+            [
+                ("account_id", "=", company.billing_wallet_account_id.id),
+                ("partner_id", "=", partner.id),
+                ("parent_state", "=", "posted"),
+            ]
+        )
+        credit = -sum(lines.mapped("balance"))
+        wallet = self._wallet(partner)
+        self.assertTrue(wallet, f"{partner.name} has no wallet")
+        expected = wallet.balance + wallet.unposted_consumption
+        self.assertEqual(
+            company.currency_id.compare_amounts(credit, expected),
+            0,
+            f"{partner.name}: wallet account {credit}, wallet {expected}",
+        )
+
+    def test_demo_resellers(self):
+        Partner = self.env["res.partner"]
+        group = self.env.ref("prepaid_postpaid_billing.group_billing_reseller")
+        all_customers = Partner.search(
+            Partner._billing_reseller_customers_domain(
+                [
+                    self.env.ref(f"prepaid_postpaid_billing.{xmlid}").id
+                    for xmlid, *_rest in self.RESELLERS
+                ]
+            )
+        )
+        for xmlid, login, prefix, balance in self.RESELLERS:
+            reseller = self.env.ref(f"prepaid_postpaid_billing.{xmlid}")
+            with self.subTest(reseller=reseller.name):
+                self._check_reseller(reseller, login, prefix, balance, group)
+                customers = Partner.search(
+                    Partner._billing_reseller_customers_domain(reseller.ids)
+                )
+                self._check_portal_user(reseller, login, customers, all_customers)
+
+    def _check_reseller(self, reseller, login, prefix, balance, group):
+        currency = self.env.company.currency_id
+        self.assertTrue(reseller.is_billing_reseller)
+        self.assertEqual(reseller.billing_invoice_prefix, prefix)
+        journal = reseller.billing_journal_id
+        self.assertEqual(journal.billing_reseller_id, reseller)
+        # Its own wallet, funded by a paid credit package bought from the
+        # company (the company's journal, not its own).
+        self.assertEqual(reseller.billing_mode, "prepaid")
+        self.assertEqual(
+            float_compare(reseller.billing_balance, balance, precision_digits=6), 0
+        )
+        topups = self.env["account.move"].search(
+            [("partner_id", "=", reseller.id), ("billing_is_topup", "=", True)]
+        )
+        self.assertTrue(topups)
+        self.assertEqual(set(topups.mapped("payment_state")), {"paid"})
+        self.assertFalse(topups.journal_id.billing_reseller_id)
+        self.assertBooksMatchWallet(reseller)
+
+        customers = self.env["res.partner"].search(
+            self.env["res.partner"]._billing_reseller_customers_domain(reseller.ids)
+        )
+        self.assertEqual(set(customers.mapped("billing_mode")), {"prepaid", "postpaid"})
+        Charge = self.env["billing.charge"]
+        for customer in customers:
+            charges = Charge.search([("partner_id", "=", customer.id)])
+            self.assertTrue(charges, f"{customer.name} has no usage")
+            if customer.billing_mode == "prepaid":
+                # Paid from its wallet, which a paid top-up funded.
+                self.assertEqual(set(charges.mapped("state")), {"debited"})
+                self.assertEqual(
+                    currency.compare_amounts(customer.billing_balance, 0), 1
+                )
+                self.assertBooksMatchWallet(customer)
+            else:
+                self.assertEqual(set(charges.mapped("state")), {"pending"})
+
+        # Its customers' invoices, all in its journal, in every state.
+        invoices = self.env["account.move"].search(
+            [("partner_id", "in", customers.ids), ("move_type", "like", "out_")]
+        )
+        self.assertEqual(invoices.journal_id, journal)
+        posted = invoices.filtered(lambda m: m.state == "posted")
+        states = {
+            (move.move_type, move.payment_state, move.billing_due_status)
+            for move in posted
+        }
+        for expected in (
+            ("out_invoice", "paid", False),
+            ("out_invoice", "not_paid", "overdue"),
+            ("out_invoice", "not_paid", "not_due"),
+            ("out_invoice", "reversed", False),
+            ("out_refund", "paid", False),
+        ):
+            self.assertIn(expected, states)
+        self.assertIn("draft", invoices.mapped("state"))
+        # Numbered with its prefix, per type and year from 1, without a gap.
+        numbers = defaultdict(list)
+        for move in posted:
+            head = ("R" if move.move_type == "out_refund" else "") + prefix
+            match = re.fullmatch(rf"{re.escape(head)}/(\d{{4}})/(\d{{5}})", move.name)
+            self.assertTrue(match, f"{move.name} is not numbered {head}/YYYY/NNNNN")
+            self.assertEqual(int(match[1]), move.date.year)
+            numbers[head, match[1]].append(int(match[2]))
+        for key, sequence in numbers.items():
+            self.assertEqual(sorted(sequence), list(range(1, len(sequence) + 1)), key)
+
+    def _check_portal_user(self, reseller, login, customers, all_customers):
+        user = self.env["res.users"].search([("login", "=", login)])
+        self.assertEqual(user.partner_id.commercial_partner_id, reseller)
+        self.assertTrue(user.share)
+        self.assertTrue(
+            user.has_group("prepaid_postpaid_billing.group_billing_reseller")
+        )
+        self.assertTrue(user.has_group("base.group_portal"))
+        # The password is the login.
+        user.with_user(user)._check_credentials(
+            {"login": login, "password": login, "type": "password"},
+            {"interactive": False},
+        )
+        with self.assertRaises(AccessDenied):
+            user.with_user(user)._check_credentials(
+                {"login": login, "password": "not-" + login, "type": "password"},
+                {"interactive": False},
+            )
+        # It sees its own customers and their wallets, not the other reseller's.
+        seen = (
+            self.env["res.partner"]
+            .with_user(user)
+            .search([("id", "in", all_customers.ids)])
+        )
+        self.assertEqual(seen, customers)
+        wallets = self.env["billing.wallet"].with_user(user).search([])
+        self.assertEqual(
+            wallets.partner_id,
+            reseller | customers.filtered(lambda c: c.billing_mode == "prepaid"),
+        )
+        charges = self.env["billing.charge"].with_user(user).search([])
+        self.assertEqual(charges.partner_id, customers)
