@@ -613,3 +613,25 @@ class TestBillingResellerPortalSweep(
             if response.status_code != 404 or self._mails(invoice_c):
                 problems.append(f"{who}: POST {REMIND_URL}: {response.status_code}")
         self._report(problems)
+
+    def test_anonymous_is_sent_to_login(self):
+        problems = []
+        customer = self.parties["C"]
+        for route in RESELLER_GET_ROUTES:
+            url = route.format(customer=customer.id, page=1)
+            response = self.url_open(url, allow_redirects=False)
+            location = response.headers.get("Location", "")
+            if response.status_code not in (302, 303) or "/web/login" not in location:
+                problems.append(
+                    f"anonymous: GET {url}: {response.status_code} {location!r}, "
+                    "not a redirection to the login"
+                )
+        invoice_c = self._sweep_last_invoice(customer)
+        response = self.url_open(
+            REMIND_URL,
+            data={"invoice_ids": [str(invoice_c.id)]},
+            allow_redirects=False,
+        )
+        if response.status_code == 200 or self._mails(invoice_c):
+            problems.append(f"anonymous: POST {REMIND_URL}: {response.status_code}")
+        self._report(problems)
