@@ -266,13 +266,13 @@ class TestBillingResellerDemo(TransactionCase):
     the reseller's journal.
 
     Runs on a database with the demo data only, skipped elsewhere: the suite
-    of ``scripts/test`` runs on a database without demo data (the demo data is
-    installed on a second database, without tests). Run it on a demo database
-    with ``--test-tags /prepaid_postpaid_billing:TestBillingResellerDemo``."""
+    of ``scripts/test`` runs on a database without demo data; ``scripts/test``
+    runs this class when it installs the demo data on a second database."""
 
     RESELLERS = (
         # (reseller, login, prefix, wallet balance)
-        ("res_partner_demo_reseller", "reseller", "RELAY", 300.0),
+        # Relay's 300 less the 25 it recharged to Kiez Cafe.
+        ("res_partner_demo_reseller", "reseller", "RELAY", 275.0),
         ("res_partner_demo_reseller2", "reseller2", "AUR", 150.0),
     )
 
@@ -351,6 +351,18 @@ class TestBillingResellerDemo(TransactionCase):
         self.assertEqual(set(topups.mapped("payment_state")), {"paid"})
         self.assertFalse(topups.journal_id.billing_reseller_id)
         self.assertBooksMatchWallet(reseller)
+        recharges = self.env["billing.wallet.move"].search(
+            [("kind", "=", "recharge"), ("partner_id", "=", reseller.id)]
+        )
+        if login == "reseller":
+            # Its recharge of Kiez Cafe, in both ledgers, by one entry.
+            self.assertEqual(recharges.mapped("amount"), [-25.0])
+            credit = self.env["billing.wallet.move"].search(
+                [("kind", "=", "recharge"), ("partner_id", "!=", reseller.id)]
+            )
+            self.assertEqual(credit.mapped("amount"), [25.0])
+            self.assertEqual(credit.account_move_id, recharges.account_move_id)
+            self.assertEqual(credit.partner_id.billing_reseller_id, reseller)
 
         customers = self.env["res.partner"].search(
             self.env["res.partner"]._billing_reseller_customers_domain(reseller.ids)

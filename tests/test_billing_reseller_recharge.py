@@ -1,6 +1,7 @@
 import re
+from datetime import timedelta
 
-from odoo import Command
+from odoo import Command, fields
 from odoo.exceptions import UserError
 from odoo.tests import HttpCase, new_test_user, tagged
 
@@ -450,3 +451,77 @@ class TestBillingResellerRechargeSweep(
         leaks = self._marker_leaks(text, labels)
         if leaks:
             problems.append(f"{who}: POST recharge of {label} shows data of {leaks}")
+
+
+@tagged("post_install", "-at_install")
+class TestBillingResellerPortalTour(BillingWalletCommon, HttpCase):
+    """A reseller, in the browser: opens a customer, recharges it, opens the
+    invoices, filters the overdue ones and sends a reminder."""
+
+    def test_reseller_portal_tour(self):
+        today = fields.Date.context_today(self.env.user)
+        Partner = self.env["res.partner"]
+        reseller = Partner.create(
+            {
+                "name": "Tour Reseller",
+                "is_company": True,
+                "is_billing_reseller": True,
+                "email": "tour.reseller@example.com",
+            }
+        )
+        kiosk = Partner.create(
+            {
+                "name": "Tour Kiosk",
+                "is_company": True,
+                "billing_mode": "prepaid",
+                "billing_reseller_id": reseller.id,
+            }
+        )
+        bakery = Partner.create(
+            {
+                "name": "Tour Bakery",
+                "is_company": True,
+                "email": "bakery@example.com",
+                "billing_mode": "postpaid",
+                "billing_reseller_id": reseller.id,
+            }
+        )
+        user = new_test_user(
+            self.env,
+            login="tour_reseller",
+            partner_id=Partner.create(
+                {"name": "Tour Agent", "parent_id": reseller.id}
+            ).id,
+            groups=RESELLER_GROUP,
+            company_id=self.company.id,
+            company_ids=[Command.set(self.company.ids)],
+        )
+        self._fund(80.0, partner=reseller)
+        invoices = {}
+        for name, due in (("overdue", -10), ("not_due", 20)):
+            invoice = self._invoice(
+                [(self.service, 1, 30.0)], partner=bakery, post=False
+            )
+            invoice.invoice_date = today - timedelta(days=30)
+            invoice.invoice_date_due = today + timedelta(days=due)
+            invoice.action_post()
+            invoice.invoice_date_due = today + timedelta(days=due)
+            invoices[name] = invoice
+        self.assertEqual(invoices["overdue"].billing_due_status, "overdue")
+
+        self.start_tour(
+            "/my", "prepaid_postpaid_billing_reseller_portal_tour", login=user.login
+        )
+
+        self.env.invalidate_all()
+        self.assertEqual(self._wallet(kiosk).balance, 30.0)
+        self.assertEqual(self._wallet(reseller).balance, 50.0)
+        self.assertBooksMatchWallet(kiosk)
+        self.assertBooksMatchWallet(reseller)
+        reminders = self.env["mail.mail"].search(
+            [
+                ("model", "=", "account.move"),
+                ("res_id", "in", [i.id for i in invoices.values()]),
+            ]
+        )
+        self.assertEqual(reminders.mapped("res_id"), invoices["overdue"].ids)
