@@ -5,24 +5,22 @@ from odoo.http import content_disposition, request
 from ..report.billing_xlsx_report import XLSX_MIMETYPE
 
 
+def xlsx_response(content, filename):
+    """The HTTP response downloading the Excel file ``content`` as ``filename``."""
+    return request.make_response(
+        content,
+        headers=[
+            ("Content-Type", XLSX_MIMETYPE),
+            ("Content-Length", len(content)),
+            ("Content-Disposition", content_disposition(filename)),
+        ],
+    )
+
+
 class BillingReportController(http.Controller):
     """Downloads of the billing Excel reports. Records are read as the user,
     so access rights and record rules apply; what the user may not read is
     not found."""
-
-    # -------------------------------------------------------------------------
-    # Helpers
-    # -------------------------------------------------------------------------
-
-    def _billing_xlsx_response(self, content, filename):
-        return request.make_response(
-            content,
-            headers=[
-                ("Content-Type", XLSX_MIMETYPE),
-                ("Content-Length", len(content)),
-                ("Content-Disposition", content_disposition(filename)),
-            ],
-        )
 
     # -------------------------------------------------------------------------
     # Routes
@@ -41,7 +39,7 @@ class BillingReportController(http.Controller):
             content = register._generate_xlsx()
         except (AccessError, MissingError):
             raise request.not_found() from None
-        return self._billing_xlsx_response(content, register._get_filename())
+        return xlsx_response(content, register._get_filename())
 
     @http.route(["/billing/charge_history/<int:invoice_id>"], type="http", auth="user")
     def billing_charge_history_xlsx(self, invoice_id, **kw):
@@ -57,6 +55,4 @@ class BillingReportController(http.Controller):
         content = request.env["billing.charge.history.xlsx"]._generate_xlsx(
             invoice, history=history
         )
-        return self._billing_xlsx_response(
-            content, invoice._billing_charge_history_filename()
-        )
+        return xlsx_response(content, invoice._billing_charge_history_filename())

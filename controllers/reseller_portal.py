@@ -5,20 +5,19 @@ from markupsafe import Markup
 
 from odoo import Command, fields, http
 from odoo.exceptions import UserError
-from odoo.http import content_disposition, request
+from odoo.http import request
 from odoo.osv import expression
 
 from odoo.addons.account.controllers.portal import PortalAccount
 from odoo.addons.portal.controllers.portal import pager as portal_pager
 
 from ..models.account_move import OPEN_STATES
-from ..report.billing_xlsx_report import XLSX_MIMETYPE
+from .portal import PORTAL_DIGITS
+from .report import xlsx_response
 
 RESELLER_GROUP = "prepaid_postpaid_billing.group_billing_reseller"
 # Latest records of each kind a customer page lists.
 CUSTOMER_PAGE_LIMIT = 50
-# Decimals of wallet amounts finer than a cent on the portal (as /my/wallet).
-PORTAL_DIGITS = 4
 # Invoices one reminder request may select.
 MAX_REMINDERS = 200
 # Session key of the result of the last reminders sent, shown once.
@@ -485,14 +484,7 @@ class BillingResellerPortal(PortalAccount):
         filename = (
             f"customer-invoices-{fields.Date.context_today(reseller).isoformat()}.xlsx"
         )
-        return request.make_response(
-            content,
-            headers=[
-                ("Content-Type", XLSX_MIMETYPE),
-                ("Content-Length", len(content)),
-                ("Content-Disposition", content_disposition(filename)),
-            ],
-        )
+        return xlsx_response(content, filename)
 
     @http.route(
         ["/my/customers/invoices/remind"],

@@ -37,6 +37,22 @@ def _xlsx_text(content):
 
 
 class ResellerPortalMixin:
+    @classmethod
+    def _portal_user(cls, login, partner, groups="base.group_portal"):
+        """A portal user (password: its login) of a new contact of ``partner``
+        in the test company."""
+        contact = cls.env["res.partner"].create(
+            {"name": f"{partner.name} Agent", "parent_id": partner.id}
+        )
+        return new_test_user(
+            cls.env,
+            login=login,
+            partner_id=contact.id,
+            groups=groups,
+            company_id=cls.company.id,
+            company_ids=[Command.set(cls.company.ids)],
+        )
+
     def _ids(self, page, attribute):
         return {int(i) for i in re.findall(rf'{attribute}="(\d+)"', page)}
 
@@ -130,20 +146,6 @@ class TestBillingResellerPortal(ResellerPortalMixin, BillingRecurringCommon, Htt
                 "billing_mode": mode,
                 "billing_reseller_id": reseller.id,
             }
-        )
-
-    @classmethod
-    def _portal_user(cls, login, partner, groups="base.group_portal"):
-        contact = cls.env["res.partner"].create(
-            {"name": f"{partner.name} Agent", "parent_id": partner.id}
-        )
-        return new_test_user(
-            cls.env,
-            login=login,
-            partner_id=contact.id,
-            groups=groups,
-            company_id=cls.company.id,
-            company_ids=[Command.set(cls.company.ids)],
         )
 
     @classmethod

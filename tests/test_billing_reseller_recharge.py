@@ -1,9 +1,9 @@
 import re
 from datetime import timedelta
 
-from odoo import Command, fields
+from odoo import fields
 from odoo.exceptions import UserError
-from odoo.tests import HttpCase, new_test_user, tagged
+from odoo.tests import HttpCase, tagged
 
 from .test_billing_access_sweep import BillingAccessSweepCommon
 from .test_billing_reseller_portal import ResellerPortalMixin
@@ -13,11 +13,9 @@ KEY = "form-key-0001"
 RESELLER_GROUP = "prepaid_postpaid_billing.group_billing_reseller"
 
 
-@tagged("post_install", "-at_install")
-class TestBillingResellerRecharge(BillingWalletCommon):
-    """A reseller recharges its prepaid customers from its own wallet: one
-    journal entry between the two balances of the wallet account, once per
-    form key, refused with the reason."""
+class ResellerRechargeCommon(BillingWalletCommon):
+    """A reseller with a prepaid and a postpaid customer; another reseller with
+    a prepaid customer."""
 
     @classmethod
     def setUpClass(cls):
@@ -59,6 +57,13 @@ class TestBillingResellerRecharge(BillingWalletCommon):
             }
         )
         cls.Wallet = cls.env["billing.wallet"].sudo()
+
+
+@tagged("post_install", "-at_install")
+class TestBillingResellerRecharge(ResellerRechargeCommon):
+    """A reseller recharges its prepaid customers from its own wallet: one
+    journal entry between the two balances of the wallet account, once per
+    form key, refused with the reason."""
 
     def setUp(self):
         super().setUp()
@@ -256,66 +261,16 @@ class TestBillingResellerRecharge(BillingWalletCommon):
 
 @tagged("post_install", "-at_install")
 class TestBillingResellerRechargePortal(
-    ResellerPortalMixin, BillingWalletCommon, HttpCase
+    ResellerPortalMixin, ResellerRechargeCommon, HttpCase
 ):
     """The recharge form of a customer's page in the reseller portal."""
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        Partner = cls.env["res.partner"]
-        cls.reseller = Partner.create(
-            {
-                "name": "Portal Reseller",
-                "is_company": True,
-                "is_billing_reseller": True,
-                "billing_mode": "postpaid",
-            }
-        )
-        cls.reseller_customer = Partner.create(
-            {
-                "name": "Portal Recharged Customer",
-                "is_company": True,
-                "billing_mode": "prepaid",
-                "billing_reseller_id": cls.reseller.id,
-            }
-        )
-        cls.postpaid_customer = Partner.create(
-            {
-                "name": "Portal Postpaid Customer",
-                "is_company": True,
-                "billing_mode": "postpaid",
-                "billing_reseller_id": cls.reseller.id,
-            }
-        )
-        cls.other_reseller = Partner.create(
-            {"name": "Rival Reseller", "is_company": True, "is_billing_reseller": True}
-        )
-        cls.rival_customer = Partner.create(
-            {
-                "name": "Rival Customer",
-                "is_company": True,
-                "billing_mode": "prepaid",
-                "billing_reseller_id": cls.other_reseller.id,
-            }
-        )
-        cls.reseller_user = cls._user("recharger", cls.reseller, RESELLER_GROUP)
-        cls.rival_user = cls._user("rival", cls.other_reseller, RESELLER_GROUP)
-        cls.customer_user = cls._user("recharged", cls.reseller_customer)
-
-    @classmethod
-    def _user(cls, login, partner, groups="base.group_portal"):
-        contact = cls.env["res.partner"].create(
-            {"name": f"{partner.name} Agent", "parent_id": partner.id}
-        )
-        return new_test_user(
-            cls.env,
-            login=login,
-            partner_id=contact.id,
-            groups=groups,
-            company_id=cls.company.id,
-            company_ids=[Command.set(cls.company.ids)],
-        )
+        cls.reseller_user = cls._portal_user("recharger", cls.reseller, RESELLER_GROUP)
+        cls.rival_user = cls._portal_user("rival", cls.other_reseller, RESELLER_GROUP)
+        cls.customer_user = cls._portal_user("recharged", cls.reseller_customer)
 
     def setUp(self):
         super().setUp()
@@ -356,11 +311,11 @@ class TestBillingResellerRechargePortal(
             or f"/my/customers/{self.reseller_customer.id}#" in response.url,
             response.url,
         )
-        self.assertIn("recharged to Portal Recharged Customer", response.text)
+        self.assertIn("recharged to Recharged Customer", response.text)
         self.assertEqual(self._balance(self.reseller), 37.5)
         self.assertEqual(self._balance(self.reseller_customer), 12.5)
         # Listed in the customer's history on the page, done by the reseller.
-        self.assertIn("Recharge by Portal Reseller", response.text)
+        self.assertIn("Recharge by Recharging Reseller", response.text)
         movement = self._wallet(self.reseller_customer).move_ids[:1]
         self.assertEqual(movement.kind, "recharge")
         self.assertEqual(movement.user_id, self.reseller_user)
@@ -399,7 +354,7 @@ class TestBillingResellerRechargePortal(
         )
 
     def test_others_customers_and_non_resellers_get_404(self):
-        response = self._post("5", key=KEY, customer=self.rival_customer)
+        response = self._post("5", key=KEY, customer=self.other_reseller_customer)
         self.assertEqual(response.status_code, 404)
         self.assertEqual(
             self._post("5", key=KEY, customer=self.reseller).status_code, 404
@@ -411,7 +366,7 @@ class TestBillingResellerRechargePortal(
                 self.assertEqual(response.status_code, 404)
         self.assertEqual(self._balance(self.reseller), 50.0)
         self.assertFalse(self._wallet(self.reseller_customer))
-        self.assertFalse(self._wallet(self.rival_customer))
+        self.assertFalse(self._wallet(self.other_reseller_customer))
 
 
 @tagged("post_install", "-at_install")
@@ -454,7 +409,7 @@ class TestBillingResellerRechargeSweep(
 
 
 @tagged("post_install", "-at_install")
-class TestBillingResellerPortalTour(BillingWalletCommon, HttpCase):
+class TestBillingResellerPortalTour(ResellerPortalMixin, BillingWalletCommon, HttpCase):
     """A reseller, in the browser: opens a customer, recharges it, opens the
     invoices, filters the overdue ones and sends a reminder."""
 
@@ -486,16 +441,7 @@ class TestBillingResellerPortalTour(BillingWalletCommon, HttpCase):
                 "billing_reseller_id": reseller.id,
             }
         )
-        user = new_test_user(
-            self.env,
-            login="tour_reseller",
-            partner_id=Partner.create(
-                {"name": "Tour Agent", "parent_id": reseller.id}
-            ).id,
-            groups=RESELLER_GROUP,
-            company_id=self.company.id,
-            company_ids=[Command.set(self.company.ids)],
-        )
+        user = self._portal_user("tour_reseller", reseller, RESELLER_GROUP)
         self._fund(80.0, partner=reseller)
         invoices = {}
         for name, due in (("overdue", -10), ("not_due", 20)):
