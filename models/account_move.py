@@ -356,6 +356,38 @@ class AccountMove(models.Model):
                 param["billing_prefix_regex"] = regex
         return where_string, param
 
+    def _get_mail_template(self):
+        # The invoices issued in a reseller's journal are sent with the
+        # white-label template: the reseller, not the company, is the seller.
+        if self and all(move._billing_seller() for move in self):
+            template = self.env.ref(
+                "prepaid_postpaid_billing.mail_template_reseller_invoice",
+                raise_if_not_found=False,
+            )
+            if template:
+                return template
+        return super()._get_mail_template()
+
+    def _notify_by_email_prepare_rendering_context(
+        self,
+        message,
+        msg_vals=False,
+        model_description=False,
+        force_email_company=False,
+        force_email_lang=False,
+    ):
+        render_context = super()._notify_by_email_prepare_rendering_context(
+            message,
+            msg_vals=msg_vals,
+            model_description=model_description,
+            force_email_company=force_email_company,
+            force_email_lang=force_email_lang,
+        )
+        # The email layout shows the reseller in the company's place (see
+        # mail_templates_email_layouts.xml).
+        render_context["billing_seller"] = self._billing_seller_values() if self else {}
+        return render_context
+
     @api.ondelete(at_uninstall=False)
     def _unlink_except_billing_wallet_entry(self):
         self.env["billing.wallet"].sudo()._check_entries_undoable(self, delete=True)
@@ -536,6 +568,50 @@ class AccountMove(models.Model):
         self.ensure_one()
         name = self.name if self.name and self.name != "/" else f"draft-{self.id}"
         return "charges-{}.xlsx".format(re.sub(r"[^\w.]+", "-", name).strip("-"))
+
+    def _billing_seller(self):
+        """The reseller shown as the seller of this customer invoice or credit
+        note, in the company's place: the reseller whose journal issues it
+        (every invoice of a reseller's customer is, see
+        ``_search_default_journal``), so that the header and the number agree;
+        an empty recordset for the company's own invoices."""
+        self.ensure_one()
+        # sudo: the seller of an invoice is shown to whoever may read the
+        # invoice (its customer, in the portal and in emails), as Odoo shows
+        # the company; the customer may not read the reseller's partner or
+        # journal otherwise.
+        move = self.sudo()
+        if not move.is_sale_document(include_receipts=True):
+            return self.env["res.partner"]
+        return move.journal_id.billing_reseller_id
+
+    def _billing_seller_values(self):
+        """Name, logo and contact of the reseller shown as the seller of this
+        invoice (see ``res.partner._billing_seller_values``), used by the
+        invoice PDF and the emails; an empty dict for the company's own
+        invoices, shown as Odoo shows them."""
+        seller = self._billing_seller()
+        return seller._billing_seller_values() if seller else {}
+
+    def _billing_seller_name(self):
+        """Name of the seller of this invoice: its reseller's, else the
+        company's (for the email templates)."""
+        return (self._billing_seller() or self.sudo().company_id).name
+
+    def _billing_email_from(self):
+        """Sender of this invoice's emails (for the email templates): the
+        invoice contact of its reseller for a reseller's invoice (False when
+        that contact has no email, the sending user's then), else as Odoo's
+        invoice email: the salesperson, else the company."""
+        self.ensure_one()
+        if self._billing_seller():
+            return self._billing_seller_values()["email_formatted"]
+        move = self.sudo()
+        return (
+            move.invoice_user_id.email_formatted
+            or move.company_id.email_formatted
+            or False
+        )
 
     def _billing_payment_url(self):
         """Full URL of this invoice's online payment page: the portal invoice with

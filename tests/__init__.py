@@ -27,3 +27,4 @@ from . import test_billing_company_rules
 from . import test_billing_isolation
 from . import test_billing_access_sweep
 from . import test_billing_reseller_numbering
+from . import test_billing_reseller_whitelabel
