@@ -1,10 +1,12 @@
 import base64
+import importlib.util
 import io
 
 from lxml import html
 from PIL import Image
 
 from odoo.tests import Form, tagged
+from odoo.tools.misc import file_path
 
 from .wallet_common import BillingWalletCommon
 
@@ -348,3 +350,58 @@ class TestBillingResellerWhiteLabel(BillingWalletCommon):
         self.assertNotIn("Mothership", mail.body_html)
         self.assertIn("Acme Telecom", mail.body_html)
         self.assertIn("billing_seller_footer", mail.body_html)
+
+    def test_migration_names_the_seller_in_unchanged_templates_only(self):
+        reminder = self.env.ref(
+            "prepaid_postpaid_billing.mail_template_payment_reminder"
+        )
+        credited = self.env.ref(
+            "prepaid_postpaid_billing.mail_template_wallet_credited"
+        )
+        path = file_path(
+            "prepaid_postpaid_billing/migrations/18.0.1.5.0/post-migrate.py"
+        )
+        spec = importlib.util.spec_from_file_location("billing_migration", path)
+        migration = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(migration)
+        # As 18.0.1.4.0 loaded them; the wallet template edited since.
+        old_body = str(reminder.body_html).replace(
+            "object._billing_seller_name()", "object.company_id.name"
+        )
+        reminder.write(
+            {
+                "subject": migration.OLD_SUBJECTS["mail_template_payment_reminder"],
+                "email_from": migration.OLD_SENDER,
+                "body_html": old_body,
+            }
+        )
+        self.env["res.lang"]._activate_lang("fr_FR")
+        reminder.with_context(
+            lang="fr_FR"
+        ).subject = "{{ object.company_id.name }} : rappel de paiement"
+        self.assertIn("object.company_id.name", str(reminder.body_html))
+        edited_subject = "Our company: your wallet was credited"
+        credited.write({"subject": edited_subject, "email_from": migration.OLD_SENDER})
+        self.env.flush_all()
+        migration.migrate(self.env.cr, "18.0.1.4.0")
+        self.env.invalidate_all()
+        self.assertEqual(
+            reminder.subject,
+            "{{ object._billing_seller_name() }}: payment reminder for invoice "
+            "{{ object.name or '' }}",
+        )
+        self.assertEqual(
+            reminder.with_context(lang="fr_FR").subject,
+            "{{ object._billing_seller_name() }} : rappel de paiement",
+        )
+        self.assertEqual(reminder.email_from, migration.NEW_SENDER)
+        self.assertNotIn("object.company_id.name", str(reminder.body_html))
+        self.assertIn("object._billing_seller_name()", str(reminder.body_html))
+        self.assertEqual(credited.subject, edited_subject)
+        self.assertEqual(credited.email_from, migration.OLD_SENDER)
+        # The reminder of a reseller's invoice then names the reseller.
+        invoice = self._invoice([(self.service, 1, 30.0)], partner=self.resold)
+        self.assertEqual(
+            reminder._render_field("subject", invoice.ids)[invoice.id],
+            f"Acme Telecom: payment reminder for invoice {invoice.name}",
+        )
