@@ -11,7 +11,7 @@ from qrcode.image.pil import PilImage
 from odoo import Command, api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.osv import expression
-from odoo.tools import SQL
+from odoo.tools import SQL, email_split, formataddr
 
 _logger = logging.getLogger(__name__)
 
@@ -388,6 +388,22 @@ class AccountMove(models.Model):
         render_context["billing_seller"] = self._billing_seller_values() if self else {}
         return render_context
 
+    def _notify_get_reply_to(self, default=None):
+        reply_to = super()._notify_get_reply_to(default=default)
+        # The replies to a reseller's invoice go where Odoo sends them (the
+        # catchall), under the reseller's name instead of the company's.
+        for move in self:
+            formatted = reply_to.get(move.id)
+            seller = move._billing_seller()
+            if not seller or not formatted or formatted == default:
+                continue
+            emails = email_split(formatted)
+            if emails:
+                reply_to[move.id] = move._billing_reply_to_formatted(
+                    emails[0], seller.name
+                )
+        return reply_to
+
     @api.ondelete(at_uninstall=False)
     def _unlink_except_billing_wallet_entry(self):
         self.env["billing.wallet"].sudo()._check_entries_undoable(self, delete=True)
@@ -612,6 +628,18 @@ class AccountMove(models.Model):
             or move.company_id.email_formatted
             or False
         )
+
+    def _billing_reply_to_formatted(self, email, seller_name):
+        """``email`` named "Seller Invoice-number", else "Invoice-number", else
+        bare, whichever fits the 68 characters Odoo keeps a Reply-To header to
+        (see ``_notify_get_reply_to_formatted_email``)."""
+        self.ensure_one()
+        length_limit = 68
+        for name in (f"{seller_name} {self.display_name}", self.display_name):
+            formatted = formataddr((name, email))
+            if len(formatted) <= length_limit:
+                return formatted
+        return email
 
     def _billing_payment_url(self):
         """Full URL of this invoice's online payment page: the portal invoice with

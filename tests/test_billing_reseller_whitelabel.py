@@ -52,6 +52,9 @@ class TestBillingResellerWhiteLabel(BillingWalletCommon):
                 "report_header": "Mothership tagline",
             }
         )
+        cls.company.alias_domain_id = cls.env["mail.alias.domain"].create(
+            {"name": "wl.example", "catchall_alias": "catchall"}
+        )
         cls.reseller = cls.env["res.partner"].create(
             {
                 "name": "Acme Telecom",
@@ -258,6 +261,10 @@ class TestBillingResellerWhiteLabel(BillingWalletCommon):
         self.assertEqual(mail.subject, f"Acme Telecom Invoice (Ref {invoice.name})")
         self.assertIn("billing@acme.example.com", mail.email_from)
         self.assertIn("Jane Billing", mail.email_from)
+        self.assertEqual(
+            mail.reply_to,
+            f'"Acme Telecom {invoice.name}" <catchall@wl.example>',
+        )
         body = html.fromstring(mail.body_html)
         text = self._text(body)
         self.assertIn("from Acme Telecom.", text)
@@ -288,6 +295,10 @@ class TestBillingResellerWhiteLabel(BillingWalletCommon):
             "from Mothership Billing Ltd.", self._text(html.fromstring(mail.body_html))
         )
         self.assertIn("info@mothership.example.com", mail.body_html)
+        self.assertEqual(
+            mail.reply_to,
+            f'"Mothership Billing Ltd {own.name}" <catchall@wl.example>',
+        )
         self.assertNotIn("billing_seller_footer", mail.body_html)
         self.assertNotIn("Acme", mail.body_html)
 
@@ -327,6 +338,10 @@ class TestBillingResellerWhiteLabel(BillingWalletCommon):
             mail.subject, f"Acme Telecom: payment reminder for invoice {invoice.name}"
         )
         self.assertIn("billing@acme.example.com", mail.email_from)
+        self.assertEqual(
+            mail.reply_to,
+            f'"Acme Telecom {invoice.name}" <catchall@wl.example>',
+        )
         self.assertIn("Acme Telecom", mail.body_html)
         self.assertNotIn("Mothership", mail.body_html)
         own_mail = self._mails(own)
