@@ -5,7 +5,7 @@ import io
 from lxml import html
 from PIL import Image
 
-from odoo.tests import Form, tagged
+from odoo.tests import Form, HttpCase, tagged
 from odoo.tools.misc import file_path
 
 from .wallet_common import BillingWalletCommon
@@ -26,11 +26,9 @@ def _data_uri(image):
     return "data:image/png;base64," + image.decode()
 
 
-@tagged("post_install", "-at_install")
-class TestBillingResellerWhiteLabel(BillingWalletCommon):
-    """The invoices of a reseller's customers, in PDF and by email, show the
-    reseller as the seller; the company, the legal issuer, stays in the PDF
-    footer. The company's own customers' invoices are unchanged."""
+class BillingResellerWhiteLabelCommon(BillingWalletCommon):
+    """A company with its logo, tagline and legal details, and a reseller with
+    its logo and invoice contact, and a customer of the reseller."""
 
     @classmethod
     def setUpClass(cls):
@@ -177,9 +175,12 @@ class TestBillingResellerWhiteLabel(BillingWalletCommon):
         self.assertEqual(len(mail), 1)
         return template, mail
 
-    # -------------------------------------------------------------------------
-    # Tests
-    # -------------------------------------------------------------------------
+
+@tagged("post_install", "-at_install")
+class TestBillingResellerWhiteLabel(BillingResellerWhiteLabelCommon):
+    """The invoices of a reseller's customers, in PDF and by email, show the
+    reseller as the seller; the company, the legal issuer, stays in the PDF
+    footer. The company's own customers' invoices are unchanged."""
 
     def test_seller_of_invoices(self):
         invoice = self._invoice([(self.service, 1, 30.0)], partner=self.resold)
@@ -420,3 +421,19 @@ class TestBillingResellerWhiteLabel(BillingWalletCommon):
             reminder._render_field("subject", invoice.ids)[invoice.id],
             f"Acme Telecom: payment reminder for invoice {invoice.name}",
         )
+
+
+@tagged("post_install", "-at_install")
+class TestBillingResellerWhiteLabelPortal(BillingResellerWhiteLabelCommon, HttpCase):
+    """The customer opening its invoice on the portal, with its access link,
+    sees the reseller as the seller too."""
+
+    def test_portal_preview_shows_the_reseller_as_seller(self):
+        invoice = self._invoice([(self.service, 1, 30.0)], partner=self.resold)
+        preview = self.url_open(invoice.get_portal_url(report_type="html"))
+        self.assertEqual(preview.status_code, 200)
+        self._assert_reseller_header(html.document_fromstring(preview.content))
+        own = self._invoice([(self.service, 1, 30.0)])
+        preview = self.url_open(own.get_portal_url(report_type="html"))
+        self.assertEqual(preview.status_code, 200)
+        self._assert_company_header(html.document_fromstring(preview.content))
