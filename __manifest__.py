@@ -4,7 +4,7 @@
     "name": "Prepaid and Postpaid Billing",
     "summary": "Prepaid credit wallets, postpaid recurring invoices and "
     "reseller billing on top of Odoo Invoicing",
-    "version": "18.0.1.4.0",
+    "version": "18.0.1.5.0",
     "category": "Accounting/Accounting",
     "website": "https://github.com/prepaid-postpaid-billing/prepaid_postpaid_billing",
     "author": "Prepaid Postpaid Billing contributors",
@@ -24,7 +24,9 @@
         "data/decimal_precision_data.xml",
         "data/ir_cron_data.xml",
         "data/mail_template_data.xml",
+        "data/mail_templates_email_layouts.xml",
         "data/product_data.xml",
+        "report/report_templates.xml",
         "report/report_invoice.xml",
         "wizards/billing_invoice_create_views.xml",
         "wizards/billing_reminder_send_views.xml",

@@ -11,7 +11,7 @@ from qrcode.image.pil import PilImage
 from odoo import Command, api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.osv import expression
-from odoo.tools import SQL
+from odoo.tools import SQL, email_split, formataddr
 
 _logger = logging.getLogger(__name__)
 
@@ -356,6 +356,54 @@ class AccountMove(models.Model):
                 param["billing_prefix_regex"] = regex
         return where_string, param
 
+    def _get_mail_template(self):
+        # The invoices issued in a reseller's journal are sent with the
+        # white-label template: the reseller, not the company, is the seller.
+        if self and all(move._billing_seller() for move in self):
+            template = self.env.ref(
+                "prepaid_postpaid_billing.mail_template_reseller_invoice",
+                raise_if_not_found=False,
+            )
+            if template:
+                return template
+        return super()._get_mail_template()
+
+    def _notify_by_email_prepare_rendering_context(
+        self,
+        message,
+        msg_vals=False,
+        model_description=False,
+        force_email_company=False,
+        force_email_lang=False,
+    ):
+        render_context = super()._notify_by_email_prepare_rendering_context(
+            message,
+            msg_vals=msg_vals,
+            model_description=model_description,
+            force_email_company=force_email_company,
+            force_email_lang=force_email_lang,
+        )
+        # The email layout shows the reseller in the company's place (see
+        # mail_templates_email_layouts.xml).
+        render_context["billing_seller"] = self._billing_seller_values() if self else {}
+        return render_context
+
+    def _notify_get_reply_to(self, default=None):
+        reply_to = super()._notify_get_reply_to(default=default)
+        # The replies to a reseller's invoice go where Odoo sends them (the
+        # catchall), under the reseller's name instead of the company's.
+        for move in self:
+            formatted = reply_to.get(move.id)
+            seller = move._billing_seller()
+            if not seller or not formatted or formatted == default:
+                continue
+            emails = email_split(formatted)
+            if emails:
+                reply_to[move.id] = move._billing_reply_to_formatted(
+                    emails[0], seller.name
+                )
+        return reply_to
+
     @api.ondelete(at_uninstall=False)
     def _unlink_except_billing_wallet_entry(self):
         self.env["billing.wallet"].sudo()._check_entries_undoable(self, delete=True)
@@ -536,6 +584,62 @@ class AccountMove(models.Model):
         self.ensure_one()
         name = self.name if self.name and self.name != "/" else f"draft-{self.id}"
         return "charges-{}.xlsx".format(re.sub(r"[^\w.]+", "-", name).strip("-"))
+
+    def _billing_seller(self):
+        """The reseller shown as the seller of this customer invoice or credit
+        note, in the company's place: the reseller whose journal issues it
+        (every invoice of a reseller's customer is, see
+        ``_search_default_journal``), so that the header and the number agree;
+        an empty recordset for the company's own invoices."""
+        self.ensure_one()
+        # sudo: the seller of an invoice is shown to whoever may read the
+        # invoice (its customer, in the portal and in emails), as Odoo shows
+        # the company; the customer may not read the reseller's partner or
+        # journal otherwise.
+        move = self.sudo()
+        if not move.is_sale_document(include_receipts=True):
+            return self.env["res.partner"]
+        return move.journal_id.billing_reseller_id
+
+    def _billing_seller_values(self):
+        """Name, logo and contact of the reseller shown as the seller of this
+        invoice (see ``res.partner._billing_seller_values``), used by the
+        invoice PDF and the emails; an empty dict for the company's own
+        invoices, shown as Odoo shows them."""
+        seller = self._billing_seller()
+        return seller._billing_seller_values() if seller else {}
+
+    def _billing_seller_name(self):
+        """Name of the seller of this invoice: its reseller's, else the
+        company's (for the email templates)."""
+        return (self._billing_seller() or self.sudo().company_id).name
+
+    def _billing_email_from(self):
+        """Sender of this invoice's emails (for the email templates): the
+        invoice contact of its reseller for a reseller's invoice (False when
+        that contact has no email, the sending user's then), else as Odoo's
+        invoice email: the salesperson, else the company."""
+        self.ensure_one()
+        if self._billing_seller():
+            return self._billing_seller_values()["email_formatted"]
+        move = self.sudo()
+        return (
+            move.invoice_user_id.email_formatted
+            or move.company_id.email_formatted
+            or False
+        )
+
+    def _billing_reply_to_formatted(self, email, seller_name):
+        """``email`` named "Seller Invoice-number", else "Invoice-number", else
+        bare, whichever fits the 68 characters Odoo keeps a Reply-To header to
+        (see ``_notify_get_reply_to_formatted_email``)."""
+        self.ensure_one()
+        length_limit = 68
+        for name in (f"{seller_name} {self.display_name}", self.display_name):
+            formatted = formataddr((name, email))
+            if len(formatted) <= length_limit:
+                return formatted
+        return email
 
     def _billing_payment_url(self):
         """Full URL of this invoice's online payment page: the portal invoice with

@@ -500,6 +500,24 @@ class ResPartner(models.Model):
         ((users - resellers) & members).write({"groups_id": [Command.unlink(group.id)]})
         return self
 
+    def _billing_seller_values(self):
+        """What the customers of this reseller see of it as the seller of their
+        invoices (PDF header, emails): its name and invoice logo, and the
+        contact of its invoices (its Invoice Contact, else itself) with that
+        contact's address, email and phone."""
+        self.ensure_one()
+        contact = self.billing_invoice_contact_id or self
+        return {
+            "partner": self,
+            "contact": contact,
+            "name": self.name,
+            "logo": self.billing_invoice_logo,
+            "email": contact.email,
+            "email_formatted": contact.email_formatted if contact.email else False,
+            "phone": contact.phone,
+            "website": contact.website or self.website,
+        }
+
     def _billing_invoice_journal(self, company):
         """The sales journal the invoices of this customer are issued in, in
         ``company``: its reseller's (created when missing) for a customer of a

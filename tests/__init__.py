@@ -30,3 +30,4 @@ from . import test_billing_reseller_numbering
 from . import test_billing_reseller_recharge
 from . import test_billing_reseller_portal
 from . import test_billing_reseller_concurrency
+from . import test_billing_reseller_whitelabel
