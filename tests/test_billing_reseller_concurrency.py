@@ -1,20 +1,116 @@
+import random
 import re
 import sys
 import threading
+import time
 import traceback
 from collections import defaultdict
-from functools import partial
+from decimal import Decimal
 
 from odoo import SUPERUSER_ID, Command, api
 from odoo.exceptions import AccessDenied
-from odoo.service.model import retrying
+from odoo.service.model import (
+    MAX_TRIES_ON_CONCURRENCY_FAILURE,
+    PG_CONCURRENCY_EXCEPTIONS_TO_RETRY,
+)
 from odoo.tests import TransactionCase, tagged
-from odoo.tools import float_compare
+from odoo.tools import float_compare, mute_logger
 
 # How long a posting thread may take before the test gives up on it: far more
 # than a posting and Odoo's retries of a serialization failure (at most
 # 2 + 4 + 8 + 16 s of pause) take.
 THREAD_TIMEOUT = 60
+
+
+def _retrying(act, env, retried=None):
+    """``act(env)``, then commit; on a serialization failure or a deadlock
+    rolled back and done again, at most MAX_TRIES_ON_CONCURRENCY_FAILURE times,
+    as ``odoo.service.model.retrying`` does for a request, but without its
+    reset of the registry: the test runner holds the registry's lock while
+    the tests run, and a thread would wait for it forever. Each retry is
+    counted in ``retried`` (a list) when given."""
+    for tries_left in range(MAX_TRIES_ON_CONCURRENCY_FAILURE - 1, -1, -1):
+        try:
+            result = act(env)
+            env.flush_all()
+            env.cr.commit()
+            return result
+        except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
+            env.cr.rollback()
+            env.clear()
+            if not tries_left:
+                raise
+            if retried is not None:
+                retried.append(act)
+            time.sleep(random.uniform(0.0, 0.5))
+    raise AssertionError("unreachable")
+
+
+def run_at_once(test, jobs, retried=None):
+    """Run each of ``jobs`` ({label: (read, act)}, functions of an environment)
+    in a thread of its own, on a cursor of its own, at the same moment: each
+    thread calls ``read`` first (its transaction's snapshot is then taken before
+    any of the others acts), all wait for each other, then call ``act`` and
+    commit, retried on a serialization failure as Odoo retries a request
+    (see ``_retrying``). Returns {label: (True, what ``act``
+    returned) or (False, the exception it raised)}, each retry counted in
+    ``retried`` (a list) when given; fails the test when a thread hangs."""
+    barrier = threading.Barrier(len(jobs), timeout=THREAD_TIMEOUT)
+    outcomes = {}
+    dbname = test.env.cr.dbname
+
+    def work(label, read, act):
+        try:
+            with test.registry.cursor() as cr:
+                # The registry of the cursor's transaction given, not looked
+                # up by name: the test runner holds the lock of that look-up
+                # while the tests run, and a thread would wait for it.
+                cr.transaction = api.Transaction(test.registry)
+                env = api.Environment(cr, SUPERUSER_ID, {})
+                read(env)
+                barrier.wait()
+                outcomes[label] = (True, _retrying(act, env, retried))
+        except Exception as error:  # noqa: BLE001 (reported to the test)
+            barrier.abort()
+            outcomes[label] = (False, error)
+
+    threads = []
+    for label, (read, act) in jobs.items():
+        thread = threading.Thread(target=work, args=(label, read, act))
+        # As the test's own thread: the database in the logs, and the code
+        # that checks whether it runs in a test (no auto-commit, no message
+        # sent for real) told so.
+        thread.dbname = dbname
+        thread.testing = True
+        threads.append(thread)
+    # The statement a concurrent change fails (a serialization failure, the
+    # duplicate number retried by Odoo's sequence) is logged as a bad query:
+    # expected here.
+    with mute_logger("odoo.sql_db"):
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(THREAD_TIMEOUT)
+    hanging = [thread.name for thread in threads if thread.is_alive()]
+    if hanging:
+        barrier.abort()
+        with test.registry.cursor() as cr:
+            cr.execute(
+                "SELECT pid, state, wait_event_type, wait_event, LEFT(query, 300) "
+                "FROM pg_stat_activity WHERE datname = current_database()"
+            )
+            activity = cr.fetchall()
+        names = {thread.ident: thread.name for thread in threads}
+        stacks = "".join(
+            f"{names[ident]}:\n{''.join(traceback.format_stack(frame))}"
+            for ident, frame in sys._current_frames().items()
+            if ident in names
+        )
+        test.fail(
+            f"threads hang: {hanging}; outcomes: {outcomes}; database "
+            f"sessions: {activity}; where they are:\n{stacks}"
+        )
+    return outcomes
 
 
 @tagged("post_install", "-at_install")
@@ -132,67 +228,27 @@ class TestBillingResellerConcurrency(TransactionCase):
 
     def _post_at_once(self, move_ids):
         """Post each of ``move_ids`` in a thread of its own, on a cursor of its
-        own, at the same moment: each thread reads first (its transaction's
-        snapshot is then taken before any of the others posts), all wait for
-        each other, then post and commit. Odoo retries a serialization failure
-        as it does for a request (``odoo.service.model.retrying``). Returns the
-        errors of the threads (none expected)."""
-        barrier = threading.Barrier(len(move_ids), timeout=THREAD_TIMEOUT)
-        errors = []
-        dbname = self.env.cr.dbname
-
-        def post(env, move_id):
-            env["account.move"].browse(move_id).action_post()
-
-        def work(move_id):
-            try:
-                with self.registry.cursor() as cr:
-                    # The registry of the cursor's transaction given, not looked
-                    # up by name: the test runner holds the lock of that look-up
-                    # while the tests run, and a thread would wait for it.
-                    cr.transaction = api.Transaction(self.registry)
-                    env = api.Environment(cr, SUPERUSER_ID, {})
-                    # The first read takes the snapshot of the transaction.
-                    self.assertEqual(env["account.move"].browse(move_id).state, "draft")
-                    barrier.wait()
-                    retrying(partial(post, env, move_id), env)
-            except Exception as error:  # noqa: BLE001 (reported by the test)
-                barrier.abort()
-                errors.append(f"invoice {move_id}: {error!r}")
-
-        threads = []
-        for move_id in move_ids:
-            thread = threading.Thread(target=work, args=(move_id,))
-            # As the test's own thread: the database in the logs, and the
-            # code that checks whether it runs in a test (no auto-commit, no
-            # message sent for real) told so.
-            thread.dbname = dbname
-            thread.testing = True
-            threads.append(thread)
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(THREAD_TIMEOUT)
-        hanging = [thread.name for thread in threads if thread.is_alive()]
-        if hanging:
-            barrier.abort()
-            with self.registry.cursor() as cr:
-                cr.execute(
-                    "SELECT pid, state, wait_event_type, wait_event, LEFT(query, 300) "
-                    "FROM pg_stat_activity WHERE datname = current_database()"
+        own, at the same moment (see ``run_at_once``). Returns the errors of
+        the threads (none expected)."""
+        outcomes = run_at_once(
+            self,
+            {
+                move_id: (
+                    lambda env, move_id=move_id: self.assertEqual(
+                        env["account.move"].browse(move_id).state, "draft"
+                    ),
+                    lambda env, move_id=move_id: (
+                        env["account.move"].browse(move_id).action_post()
+                    ),
                 )
-                activity = cr.fetchall()
-            names = {thread.ident: thread.name for thread in threads}
-            stacks = "".join(
-                f"{names[ident]}:\n{''.join(traceback.format_stack(frame))}"
-                for ident, frame in sys._current_frames().items()
-                if ident in names
-            )
-            self.fail(
-                f"posting threads hang: {hanging}; errors: {errors}; database "
-                f"sessions: {activity}; where they are:\n{stacks}"
-            )
-        return errors
+                for move_id in move_ids
+            },
+        )
+        return [
+            f"invoice {move_id}: {outcome!r}"
+            for move_id, (ok, outcome) in outcomes.items()
+            if not ok
+        ]
 
     def _committed_moves(self):
         """The test's invoices as committed, read on a fresh cursor: (name,
@@ -256,6 +312,196 @@ class TestBillingResellerConcurrency(TransactionCase):
                 journal_b: ["CONC-B/2026/00001"],
             },
         )
+
+
+@tagged("post_install", "-at_install")
+class TestBillingResellerRechargeConcurrency(TransactionCase):
+    """Recharges of one reseller sent at the same moment, each on its own
+    cursor in its own thread: its balance is never spent twice, and a form
+    sent twice at once recharges once.
+
+    The fixtures are committed on a cursor of their own and removed again
+    after the test; wallet movements and the entries that book them cannot be
+    deleted through the ORM, so the clean-up deletes them in SQL."""
+
+    def setUp(self):
+        super().setUp()
+        company = self.env.company
+        if not (
+            company.billing_wallet_account_id and company.billing_wallet_journal_id
+        ):
+            self.skipTest(f"company {company.name} has no wallet account")
+        self.data = {}
+        self.addCleanup(self._clean_up)
+        with self.registry.cursor() as fixture_cr:
+            env = api.Environment(fixture_cr, SUPERUSER_ID, {})
+            Partner = env["res.partner"]
+            reseller = Partner.create(
+                {
+                    "name": "Concurrent Recharger",
+                    "is_company": True,
+                    "is_billing_reseller": True,
+                    "billing_invoice_prefix": "CONC-R",
+                }
+            )
+            customers = Partner.create(
+                [
+                    {
+                        "name": f"Concurrently Recharged {letter}",
+                        "is_company": True,
+                        "billing_mode": "prepaid",
+                        "billing_reseller_id": reseller.id,
+                    }
+                    for letter in "XY"
+                ]
+            )
+            partners = reseller | customers
+            wallets = env["billing.wallet"]._get_wallets(partners, env.company)
+            wallets[reseller.id]._apply_movements(
+                [
+                    {
+                        "kind": "manual",
+                        "name": "Concurrency test credit",
+                        "amount": 100.0,
+                        "idempotency_key": f"concurrency-credit-{reseller.id}",
+                    }
+                ]
+            )
+            self.data = {
+                "reseller_id": reseller.id,
+                "customer_ids": customers.ids,
+                "partner_ids": partners.ids,
+                "journal_ids": reseller.billing_journal_id.ids,
+                "company_id": env.company.id,
+            }
+            fixture_cr.commit()
+
+    def _clean_up(self):
+        if not self.data:
+            return
+        with self.registry.cursor() as cr:
+            partner_ids = self.data["partner_ids"]
+            cr.execute(
+                """
+                SELECT ARRAY_AGG(DISTINCT m.account_move_id)
+                  FROM billing_wallet_move m
+                  JOIN billing_wallet w ON w.id = m.wallet_id
+                 WHERE w.partner_id = ANY(%s) AND m.account_move_id IS NOT NULL
+                """,
+                [partner_ids],
+            )
+            entry_ids = cr.fetchone()[0] or []
+            cr.execute(
+                "DELETE FROM billing_wallet_move WHERE wallet_id IN "
+                "(SELECT id FROM billing_wallet WHERE partner_id = ANY(%s))",
+                [partner_ids],
+            )
+            cr.execute(
+                "DELETE FROM account_move_line WHERE move_id = ANY(%s)", [entry_ids]
+            )
+            cr.execute("DELETE FROM account_move WHERE id = ANY(%s)", [entry_ids])
+            cr.execute(
+                "DELETE FROM billing_wallet WHERE partner_id = ANY(%s)", [partner_ids]
+            )
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            env["res.partner"].browse(self.data["customer_ids"]).unlink()
+            env["account.journal"].browse(self.data["journal_ids"]).unlink()
+            env["res.partner"].browse(self.data["reseller_id"]).unlink()
+            cr.commit()
+
+    def _recharge_job(self, customer_id, amount, key):
+        def read(env):
+            return (
+                env["billing.wallet"].search([("partner_id", "=", customer_id)]).balance
+            )
+
+        def act(env):
+            Partner = env["res.partner"]
+            entry, replayed = env["billing.wallet"]._reseller_recharge(
+                Partner.browse(self.data["reseller_id"]),
+                Partner.browse(customer_id),
+                amount,
+                key,
+                env["res.company"].browse(self.data["company_id"]),
+            )
+            return entry.id, replayed
+
+        return read, act
+
+    def _committed(self):
+        """(balance per partner id, recharge movements, entries) as committed."""
+        with self.registry.cursor() as cr:
+            cr.execute(
+                "SELECT partner_id, balance::text FROM billing_wallet"
+                " WHERE partner_id = ANY(%s)",
+                [self.data["partner_ids"]],
+            )
+            balances = {partner: Decimal(text) for partner, text in cr.fetchall()}
+            cr.execute(
+                """
+                SELECT COUNT(*), COUNT(DISTINCT account_move_id)
+                  FROM billing_wallet_move m JOIN billing_wallet w ON w.id = m.wallet_id
+                 WHERE w.partner_id = ANY(%s) AND m.kind = 'recharge'
+                """,
+                [self.data["partner_ids"]],
+            )
+            movements, entries = cr.fetchone()
+        return balances, movements, entries
+
+    def test_concurrent_recharges_never_spend_the_balance_twice(self):
+        reseller = self.data["reseller_id"]
+        x, y = self.data["customer_ids"]
+        # 60 to X and 60 to Y at once, from 100: one is refused.
+        retried = []
+        outcomes = run_at_once(
+            self,
+            {
+                "x": self._recharge_job(x, 60.0, "concurrent-key-x"),
+                "y": self._recharge_job(y, 60.0, "concurrent-key-y"),
+            },
+            retried,
+        )
+        # Both started from the same balance: the one that locked the
+        # reseller's wallet second met the other's committed change and was
+        # done again.
+        self.assertTrue(retried, "the two recharges did not overlap")
+        done = [label for label, (ok, _result) in outcomes.items() if ok]
+        refused = {
+            label: str(result) for label, (ok, result) in outcomes.items() if not ok
+        }
+        self.assertEqual(len(done), 1, outcomes)
+        self.assertEqual(len(refused), 1, outcomes)
+        self.assertIn("does not cover", next(iter(refused.values())))
+        balances, movements, entries = self._committed()
+        winner = x if done == ["x"] else y
+        loser = y if winner == x else x
+        self.assertEqual(
+            balances,
+            {reseller: Decimal(40), winner: Decimal(60), loser: Decimal(0)},
+        )
+        self.assertEqual((movements, entries), (2, 1))
+
+        # The same form sent twice at once: one recharge of 10 to the winner.
+        retried = []
+        outcomes = run_at_once(
+            self,
+            {
+                "first": self._recharge_job(winner, 10.0, "concurrent-key-twice"),
+                "again": self._recharge_job(winner, 10.0, "concurrent-key-twice"),
+            },
+            retried,
+        )
+        self.assertTrue(retried, "the two submissions did not overlap")
+        self.assertTrue(all(ok for ok, _result in outcomes.values()), outcomes)
+        replays = sorted(result[1] for _ok, result in outcomes.values())
+        self.assertEqual(replays, [False, True])
+        self.assertEqual(len({result[0] for _ok, result in outcomes.values()}), 1)
+        balances, movements, entries = self._committed()
+        self.assertEqual(
+            balances,
+            {reseller: Decimal(30), winner: Decimal(70), loser: Decimal(0)},
+        )
+        self.assertEqual((movements, entries), (4, 2))
 
 
 @tagged("post_install", "-at_install")
