@@ -379,9 +379,9 @@ class TestBillingResellerRechargeConcurrency(TransactionCase):
     def _clean_up(self):
         if not self.data:
             return
-        with self.registry.cursor() as cr:
+        with self.registry.cursor() as cleanup_cr:
             partner_ids = self.data["partner_ids"]
-            cr.execute(
+            cleanup_cr.execute(
                 """
                 SELECT ARRAY_AGG(DISTINCT m.account_move_id)
                   FROM billing_wallet_move m
@@ -390,24 +390,26 @@ class TestBillingResellerRechargeConcurrency(TransactionCase):
                 """,
                 [partner_ids],
             )
-            entry_ids = cr.fetchone()[0] or []
-            cr.execute(
+            entry_ids = cleanup_cr.fetchone()[0] or []
+            cleanup_cr.execute(
                 "DELETE FROM billing_wallet_move WHERE wallet_id IN "
                 "(SELECT id FROM billing_wallet WHERE partner_id = ANY(%s))",
                 [partner_ids],
             )
-            cr.execute(
+            cleanup_cr.execute(
                 "DELETE FROM account_move_line WHERE move_id = ANY(%s)", [entry_ids]
             )
-            cr.execute("DELETE FROM account_move WHERE id = ANY(%s)", [entry_ids])
-            cr.execute(
+            cleanup_cr.execute(
+                "DELETE FROM account_move WHERE id = ANY(%s)", [entry_ids]
+            )
+            cleanup_cr.execute(
                 "DELETE FROM billing_wallet WHERE partner_id = ANY(%s)", [partner_ids]
             )
-            env = api.Environment(cr, SUPERUSER_ID, {})
+            env = api.Environment(cleanup_cr, SUPERUSER_ID, {})
             env["res.partner"].browse(self.data["customer_ids"]).unlink()
             env["account.journal"].browse(self.data["journal_ids"]).unlink()
             env["res.partner"].browse(self.data["reseller_id"]).unlink()
-            cr.commit()
+            cleanup_cr.commit()
 
     def _recharge_job(self, customer_id, amount, key):
         def read(env):
