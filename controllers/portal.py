@@ -9,12 +9,32 @@ MAX_PACKAGES_PER_ORDER = 100
 PORTAL_DIGITS = 4
 
 
+def portal_wallet():
+    """The portal user's own wallet in the current company, read with the
+    user's rights (portal users read their own)."""
+    return request.env["billing.wallet"].search(
+        [
+            ("partner_id", "=", request.env.user.partner_id.commercial_partner_id.id),
+            ("company_id", "=", request.env.company.id),
+        ]
+    )
+
+
+def format_portal_amount(amount):
+    """A wallet amount as the portal shows it: with the currency's decimals,
+    or PORTAL_DIGITS where the exact amount has more (usage at fractions of a
+    cent)."""
+    return request.env["billing.wallet"]._format_amount_exact(
+        amount, request.env.company.currency_id, finer_digits=PORTAL_DIGITS
+    )
+
+
 class BillingPortal(CustomerPortal):
     def _prepare_home_portal_values(self, counters):
         values = super()._prepare_home_portal_values(counters)
         if "billing_wallet_count" in counters:
             values["billing_wallet_count"] = (
-                1 if self._billing_wallet_packages() or (self._billing_wallet()) else 0
+                1 if self._billing_wallet_packages() or (portal_wallet()) else 0
             )
         return values
 
@@ -24,15 +44,6 @@ class BillingPortal(CustomerPortal):
 
     def _billing_customer(self):
         return request.env.user.partner_id.commercial_partner_id
-
-    def _billing_wallet(self):
-        """The portal user's own wallet, read with the user's rights."""
-        return request.env["billing.wallet"].search(
-            [
-                ("partner_id", "=", self._billing_customer().id),
-                ("company_id", "=", request.env.company.id),
-            ]
-        )
 
     def _billing_wallet_packages(self):
         """Credit packages on sale in the current company."""
@@ -51,20 +62,13 @@ class BillingPortal(CustomerPortal):
             )
         )
 
-    def _billing_format_amount(self, amount):
-        """A wallet amount as the portal shows it: with the currency's decimals,
-        or 4 where the exact amount has more (usage at fractions of a cent)."""
-        return request.env["billing.wallet"]._format_amount_exact(
-            amount, request.env.company.currency_id, finer_digits=PORTAL_DIGITS
-        )
-
     # -------------------------------------------------------------------------
     # Routes
     # -------------------------------------------------------------------------
 
     @http.route(["/my/wallet"], type="http", auth="user", website=True)
     def portal_my_wallet(self, error=None, **kw):
-        wallet = self._billing_wallet()
+        wallet = portal_wallet()
         values = self._prepare_portal_layout_values()
         values.update(
             {
@@ -73,7 +77,7 @@ class BillingPortal(CustomerPortal):
                 "wallet": wallet,
                 "balance": wallet.balance,
                 "currency": request.env.company.currency_id,
-                "billing_format_amount": self._billing_format_amount,
+                "billing_format_amount": format_portal_amount,
                 "wallet_moves": wallet.move_ids[:100],
                 "packages": self._billing_wallet_packages(),
                 "topup_refusal": request.env["billing.wallet"]._portal_topup_refusal(

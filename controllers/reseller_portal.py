@@ -12,7 +12,7 @@ from odoo.addons.account.controllers.portal import PortalAccount
 from odoo.addons.portal.controllers.portal import pager as portal_pager
 
 from ..models.account_move import OPEN_STATES
-from .portal import PORTAL_DIGITS
+from .portal import format_portal_amount, portal_wallet
 from .report import xlsx_response
 
 RESELLER_GROUP = "prepaid_postpaid_billing.group_billing_reseller"
@@ -104,20 +104,16 @@ class BillingResellerPortal(PortalAccount):
             raise request.not_found()
         return customer
 
-    def _billing_recharge_values(self, reseller, customer):
+    def _billing_recharge_values(self, customer):
         """Values of the recharge form of ``customer``'s page: the reseller's
         own balance, a new form key, and the result of the last recharge of
         this customer, shown once."""
         result = request.session.pop(RECHARGE_RESULT_KEY, None)
         if result and result.get("partner_id") != customer.id:
             result = None
-        # Read as the user: portal users read their own wallet.
-        wallet = request.env["billing.wallet"].search(
-            [
-                ("partner_id", "=", reseller.id),
-                ("company_id", "=", request.env.company.id),
-            ]
-        )
+        # The reseller is the user's commercial partner: its own wallet, read
+        # as the user.
+        wallet = portal_wallet()
         return {
             "recharge_balance": wallet.balance,
             "recharge_key": uuid.uuid4().hex,
@@ -138,11 +134,6 @@ class BillingResellerPortal(PortalAccount):
             ("company_id", "=", request.env.company.id),
             ("commercial_partner_id.billing_reseller_id", "=", reseller.id),
         ]
-
-    def _billing_format_amount(self, amount):
-        return request.env["billing.wallet"]._format_amount_exact(
-            amount, request.env.company.currency_id, finer_digits=PORTAL_DIGITS
-        )
 
     def _billing_open_amounts(self, customers):
         """{customer id: amount left to pay of its posted open invoices and
@@ -236,7 +227,7 @@ class BillingResellerPortal(PortalAccount):
                 "customers": customers,
                 "open_amounts": open_amounts,
                 "currency": request.env.company.currency_id,
-                "billing_format_amount": self._billing_format_amount,
+                "billing_format_amount": format_portal_amount,
                 "mode_labels": dict(
                     Partner._fields["billing_mode"]._description_selection(request.env)
                 ),
@@ -292,14 +283,14 @@ class BillingResellerPortal(PortalAccount):
                     customer.id, 0.0
                 ),
                 "currency": company.currency_id,
-                "billing_format_amount": self._billing_format_amount,
+                "billing_format_amount": format_portal_amount,
                 "mode_label": dict(
                     customer._fields["billing_mode"]._description_selection(request.env)
                 ).get(customer.billing_mode),
                 "wallet_moves": wallet_moves,
                 "charges": charges,
                 "invoices": invoices,
-                **self._billing_recharge_values(reseller, customer),
+                **self._billing_recharge_values(customer),
             }
         )
         return request.render(
@@ -605,7 +596,7 @@ class BillingResellerPortal(PortalAccount):
                 if replayed
                 else request.env._(
                     "%(amount)s recharged to %(customer)s.",
-                    amount=self._billing_format_amount(value),
+                    amount=format_portal_amount(value),
                     customer=customer.display_name,
                 )
             )
