@@ -4,7 +4,7 @@
     "name": "Prepaid and Postpaid Billing",
     "summary": "Prepaid credit wallets, postpaid recurring invoices and "
     "reseller billing on top of Odoo Invoicing",
-    "version": "18.0.1.5.0",
+    "version": "18.0.1.6.0",
     "category": "Accounting/Accounting",
     "website": "https://github.com/prepaid-postpaid-billing/prepaid_postpaid_billing",
     "author": "Prepaid Postpaid Billing contributors",
@@ -36,6 +36,7 @@
         "views/billing_wallet_views.xml",
         "views/billing_charge_views.xml",
         "views/billing_recurring_views.xml",
+        "views/billing_service_views.xml",
         "views/product_template_views.xml",
         "views/portal_templates.xml",
         "views/reseller_portal_templates.xml",

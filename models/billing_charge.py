@@ -23,6 +23,9 @@ MICRO = 10**USAGE_DIGITS
 # Prepaid records accepted by one ingest call from which their consumption is
 # booked right after the call, instead of at the next scheduled posting.
 CONSUMPTION_POSTING_BATCH = 1000
+# The external reference of a service's renewal charge starts with this,
+# followed by the service id and the start of its period.
+SERVICE_REF_PREFIX = "billing.service:"
 
 
 def _micro(amount):
@@ -116,6 +119,16 @@ class BillingCharge(models.Model):
         index="btree_not_null",
         ondelete="restrict",
     )
+    service_id = fields.Many2one(
+        comodel_name="billing.service",
+        string="Renewed Service",
+        readonly=True,
+        index="btree_not_null",
+        ondelete="restrict",
+        help="The service this charge renews, for the period starting on its "
+        "Service Period Start.",
+    )
+    service_period_start = fields.Date(readonly=True)
 
     _sql_constraints = [
         (
@@ -124,6 +137,16 @@ class BillingCharge(models.Model):
             "A usage record with this external reference already exists.",
         ),
         ("quantity_positive", "CHECK(quantity > 0)", "Quantity must be positive."),
+        (
+            "service_period_uniq",
+            "unique(service_id, service_period_start)",
+            "This period of the service is charged already.",
+        ),
+        (
+            "service_period_required",
+            "CHECK(service_id IS NULL OR service_period_start IS NOT NULL)",
+            "A service renewal charge needs the start of its period.",
+        ),
     ]
 
     def init(self):
@@ -145,9 +168,12 @@ class BillingCharge(models.Model):
     @api.model
     def _prepare_usage_line_vals(self, groups, currency, period_label, allowances=None):
         """Invoice line values billing ``groups`` of pending charges, each a tuple
-        ``(product_id, price_unit, quantity, amount, charge ids)``: one usage line
-        per group, followed by a negative line for what ``allowances``
-        ({product_id: quantity}, consumed as it goes) include. Returns the line
+        ``(product_id, price_unit, quantity, amount, charge ids)``, or with a
+        sixth item, the label of the renewal of a service and period its line
+        bills (see ``_service_groups``): one usage line per group, followed by
+        a negative line for what ``allowances`` ({product_id: quantity},
+        consumed as it goes) include; renewals are not usage, and use no
+        allowance. Returns the line
         values and, per usage line position, the ids of the charges it bills.
 
         A usage line bills exactly the sum of its charges rounded once to
@@ -159,9 +185,9 @@ class BillingCharge(models.Model):
         allowances = allowances if allowances is not None else {}
         products = self.env["product.product"].browse({g[0] for g in groups})
         lines, line_charges = [], []
-        for product_id, price, quantity, amount, ids in groups:
+        for product_id, price, quantity, amount, ids, *renewal in groups:
             product = products.browse(product_id)
-            label = f"{product.display_name} ({period_label})"
+            label = renewal[0] if renewal else f"{product.display_name} ({period_label})"
             billed = currency.round(amount)
             line_charges.append((len(lines), ids))
             lines.append(
@@ -172,7 +198,7 @@ class BillingCharge(models.Model):
                     ),
                 }
             )
-            included = min(allowances.get(product_id, 0.0), quantity)
+            included = 0 if renewal else min(allowances.get(product_id, 0.0), quantity)
             if included > 0:
                 allowances[product_id] -= included
                 if float_compare(included, quantity, precision_digits=USAGE_DIGITS):
@@ -193,6 +219,33 @@ class BillingCharge(models.Model):
                     }
                 )
         return lines, line_charges
+
+    @api.model
+    def _service_groups(self, rows):
+        """Groups of charges for ``_prepare_usage_line_vals`` from ``rows`` of
+        ``(product_id, price_unit, quantity, amount, charge ids, service_id,
+        service_period_start)`` (after what else the caller puts first): the
+        charges of a service's renewal (grouped by
+        service and period) get the label of that service and period."""
+        services = {
+            service.id: service
+            for service in self.env["billing.service"].browse(
+                {row[-2] for row in rows if row[-2]}
+            )
+        }
+        groups = []
+        for *group, service_id, start in rows:
+            if service_id:
+                service = services[service_id]
+                group.append(
+                    self.env._(
+                        "%(service)s (%(period)s)",
+                        service=service.name,
+                        period=service._period_label(start),
+                    )
+                )
+            groups.append(tuple(group))
+        return groups
 
     @api.model
     def _prepare_amount_line_vals(
@@ -611,6 +664,13 @@ class BillingCharge(models.Model):
         ref = record["external_ref"]
         if not isinstance(ref, str) or len(ref) > 255:
             return _("external_ref must be a text of at most 255 characters"), None
+        if ref.startswith(SERVICE_REF_PREFIX):
+            return _(
+                "external_ref %(ref)s: references starting with %(prefix)s are those "
+                "of service renewals",
+                ref=ref,
+                prefix=SERVICE_REF_PREFIX,
+            ), None
         partner_id, product_id = record["partner_id"], record["product_id"]
         partner = partners.get(partner_id) if self._ingest_is_id(partner_id) else None
         if partner is None:
@@ -759,8 +819,9 @@ class BillingCharge(models.Model):
         """Insert charges with one statement, in the order of their references (so
         that concurrent batches sharing references cannot deadlock); a reference
         already stored is skipped. With ``wallet_moves`` ({partner id: wallet
-        movement id}), the charges are linked to the movement that pays them.
-        Returns {external_ref: charge id} of the charges created."""
+        movement id}), or a ``wallet_move_id`` of their own, the charges are
+        linked to the movement that pays them; renewals of services carry their
+        ``service_id`` and ``service_period_start``. Returns {external_ref: charge id} of the charges created."""
         if not vals_list:
             return {}
         company = self.env.company
@@ -776,29 +837,36 @@ class BillingCharge(models.Model):
             "external_ref": "varchar",
         }
         arrays = {column: [] for column in columns}
-        arrays["wallet_move_id"] = []
+        arrays.update(wallet_move_id=[], service_id=[], service_period_start=[])
         for vals in sorted(vals_list, key=lambda vals: vals["external_ref"]):
             for column in columns:
                 arrays[column].append(vals[column])
-            arrays["wallet_move_id"].append(wallet_moves.get(vals["partner_id"]))
+            arrays["wallet_move_id"].append(
+                vals.get("wallet_move_id") or wallet_moves.get(vals["partner_id"])
+            )
+            arrays["service_id"].append(vals.get("service_id"))
+            arrays["service_period_start"].append(vals.get("service_period_start"))
         self.env.cr.execute(
             SQL(
                 """
                 INSERT INTO billing_charge
                     (partner_id, product_id, date, quantity, price_unit, amount, name,
-                     external_ref, wallet_move_id, company_id, state,
-                     create_uid, write_uid, create_date, write_date)
+                     external_ref, wallet_move_id, service_id, service_period_start,
+                     company_id, state, create_uid, write_uid, create_date, write_date)
                 SELECT partner_id, product_id, date, quantity, price_unit, amount, name,
-                       external_ref, wallet_move_id, %(company)s, %(state)s,
+                       external_ref, wallet_move_id, service_id, service_period_start,
+                       %(company)s, %(state)s,
                        %(uid)s, %(uid)s, NOW() AT TIME ZONE 'UTC',
                        NOW() AT TIME ZONE 'UTC'
                   FROM unnest(%(partner_id)s::int4[], %(product_id)s::int4[],
                               %(date)s::timestamp[], %(quantity)s::numeric[],
                               %(price_unit)s::numeric[], %(amount)s::numeric[],
                               %(name)s::varchar[], %(external_ref)s::varchar[],
-                              %(wallet_move_id)s::int4[])
+                              %(wallet_move_id)s::int4[], %(service_id)s::int4[],
+                              %(service_period_start)s::date[])
                     AS t(partner_id, product_id, date, quantity, price_unit, amount,
-                         name, external_ref, wallet_move_id)
+                         name, external_ref, wallet_move_id, service_id,
+                         service_period_start)
                 ON CONFLICT (company_id, external_ref) DO NOTHING
              RETURNING external_ref, id
                 """,

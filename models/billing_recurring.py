@@ -934,8 +934,10 @@ class BillingRecurring(models.Model):
         return stats
 
     def _billing_charge_groups(self, periods):
-        """Pending charges of each period summed per product and unit price:
-        {period index: [(product_id, price_unit, quantity, amount, charge ids)]}."""
+        """Pending charges of each period summed per product and unit price,
+        each renewal of a service and period on its own: {period index:
+        [(product_id, price_unit, quantity, amount, charge ids[, renewal
+        label])]}."""
         if not periods:
             return {}
         self.env["billing.charge"].flush_model()
@@ -943,7 +945,8 @@ class BillingRecurring(models.Model):
             SQL(
                 """
                 SELECT p.idx, c.product_id, c.price_unit, SUM(c.quantity),
-                       SUM(c.amount), ARRAY_AGG(c.id ORDER BY c.id)
+                       SUM(c.amount), ARRAY_AGG(c.id ORDER BY c.id), c.service_id,
+                       c.service_period_start
                   FROM unnest(%(idx)s::int4[], %(partners)s::int4[],
                               %(starts)s::timestamp[], %(ends)s::timestamp[])
                        AS p(idx, partner_id, date_start, date_end)
@@ -953,8 +956,10 @@ class BillingRecurring(models.Model):
                    AND c.company_id = %(company)s
                    AND c.date < p.date_end
                    AND (p.date_start IS NULL OR c.date >= p.date_start)
-              GROUP BY p.idx, c.product_id, c.price_unit
-              ORDER BY p.idx, c.product_id, c.price_unit DESC
+              GROUP BY p.idx, c.product_id, c.price_unit, c.service_id,
+                       c.service_period_start
+              ORDER BY p.idx, c.product_id, c.price_unit DESC, c.service_id,
+                       c.service_period_start
                 """,
                 idx=list(range(len(periods))),
                 partners=[
@@ -969,8 +974,10 @@ class BillingRecurring(models.Model):
             )
         )
         groups = defaultdict(list)
-        for idx, product_id, price, quantity, amount, ids in self.env.cr.fetchall():
-            groups[idx].append((product_id, price, quantity, amount, ids))
+        for idx, *group in self.env["billing.charge"]._service_groups(
+            self.env.cr.fetchall()
+        ):
+            groups[idx].append(tuple(group))
         return groups
 
     def _billing_invoice_defaults(self):

@@ -20,6 +20,15 @@ class BillingRun(models.Model):
         default="manual",
         readonly=True,
     )
+    kind = fields.Selection(
+        selection=[
+            ("recurring", "Recurring Invoices"),
+            ("renewal", "Service Renewals"),
+        ],
+        required=True,
+        default="recurring",
+        readonly=True,
+    )
     company_id = fields.Many2one(
         comodel_name="res.company",
         required=True,
@@ -60,6 +69,10 @@ class BillingRun(models.Model):
         readonly=True,
         help="Periods with nothing to invoice, or of customers whose invoicing is off.",
     )
+    service_count = fields.Integer(string="Services Processed", readonly=True)
+    suspended_count = fields.Integer(string="Services Suspended", readonly=True)
+    resumed_count = fields.Integer(string="Services Resumed", readonly=True)
+    closed_count = fields.Integer(string="Services Closed", readonly=True)
     failure_ids = fields.One2many(
         comodel_name="billing.run.failure",
         inverse_name="run_id",
@@ -70,12 +83,13 @@ class BillingRun(models.Model):
         string="Customers Failed", compute="_compute_failure_count", store=True
     )
 
-    @api.depends("date_start", "trigger")
+    @api.depends("date_start", "trigger", "kind")
     def _compute_name(self):
         for run in self:
             run.name = self.env._(
-                "%(trigger)s run of %(date)s",
+                "%(trigger)s run of %(kind)s of %(date)s",
                 trigger=dict(self._fields["trigger"].selection)[run.trigger],
+                kind=dict(self._fields["kind"].selection)[run.kind].lower(),
                 date=fields.Datetime.to_string(run.date_start),
             )
 
@@ -92,7 +106,10 @@ class BillingRun(models.Model):
             run.failure_count = len(run.failure_ids)
 
     def action_run_now(self):
-        """Run the recurring invoicing now, as the scheduler would."""
+        """Run the recurring invoicing, or the service renewals, now, as the
+        scheduler would."""
+        if self[:1].kind == "renewal":
+            return self.env["billing.service"].action_run_now()
         return self.env["billing.recurring"].action_run_now()
 
     def _lock(self):

@@ -271,6 +271,10 @@ class BillingWallet(models.Model):
         self.env["account.move"].invalidate_model(
             ["billing_topup_credited", "billing_wallet_balance"]
         )
+        if delta > 0:
+            # Credit added, by whatever path: suspended services it now pays for
+            # resume.
+            self.env["billing.service"]._resume_for_wallet(self)
         return moves
 
     @api.model
@@ -404,6 +408,84 @@ class BillingWallet(models.Model):
         self.env["billing.charge"].invalidate_model(["wallet_move_id"])
         self.env["res.partner"].invalidate_model(["billing_balance"])
 
+    @api.model
+    def _debit_renewals(self, debits):
+        """Debit renewals of services from wallets locked by
+        ``_lock_usage_wallets`` whose balances the caller checked: one ledger
+        line of kind renewal per renewal, all with one INSERT, and the
+        balances and consumption not yet posted updated with one UPDATE; no
+        journal entry (the consumption posting books them with the usage).
+
+        :param list debits: dicts with ``wallet_id``, ``amount`` (a positive
+            Decimal of the usage precision), ``balance_after`` (the wallet's
+            balance after it, in the order of the list), ``name``, ``origin``
+            and ``idempotency_key``
+        :return: {idempotency key: movement id}
+        """
+        if not debits:
+            return {}
+        cr = self.env.cr
+        cr.execute(
+            SQL(
+                """
+                INSERT INTO billing_wallet_move
+                    (wallet_id, partner_id, company_id, date, kind, name, origin,
+                     amount, balance_after, idempotency_key, user_id,
+                     create_uid, write_uid, create_date, write_date)
+                SELECT w.id, w.partner_id, w.company_id, NOW() AT TIME ZONE 'UTC',
+                       'renewal', v.name, v.origin, -v.amount, v.balance_after,
+                       v.idempotency_key, %(uid)s, %(uid)s, %(uid)s,
+                       NOW() AT TIME ZONE 'UTC', NOW() AT TIME ZONE 'UTC'
+                  FROM unnest(%(ids)s::int4[], %(names)s::varchar[],
+                              %(origins)s::varchar[], %(amounts)s::numeric[],
+                              %(after)s::numeric[], %(keys)s::varchar[])
+                       AS v(id, name, origin, amount, balance_after, idempotency_key)
+                  JOIN billing_wallet w ON w.id = v.id
+             RETURNING idempotency_key, id
+                """,
+                uid=self.env.uid,
+                ids=[debit["wallet_id"] for debit in debits],
+                names=[debit["name"] for debit in debits],
+                origins=[debit["origin"] for debit in debits],
+                amounts=[debit["amount"] for debit in debits],
+                after=[debit["balance_after"] for debit in debits],
+                keys=[debit["idempotency_key"] for debit in debits],
+            )
+        )
+        moves = dict(cr.fetchall())
+        totals = defaultdict(Decimal)
+        for debit in debits:
+            totals[debit["wallet_id"]] += debit["amount"]
+        cr.execute(
+            SQL(
+                """
+                UPDATE billing_wallet w
+                   SET balance = ROUND(w.balance - v.amount, %(digits)s),
+                       unposted_consumption = ROUND(
+                           w.unposted_consumption + v.amount, %(digits)s
+                       ),
+                       write_uid = %(uid)s, write_date = NOW() AT TIME ZONE 'UTC'
+                  FROM unnest(%(ids)s::int4[], %(amounts)s::numeric[])
+                       AS v(id, amount)
+                 WHERE w.id = v.id AND w.balance - v.amount >= 0
+                """,
+                digits=USAGE_DIGITS,
+                uid=self.env.uid,
+                ids=list(totals),
+                amounts=list(totals.values()),
+            )
+        )
+        if cr.rowcount != len(totals):
+            # The caller checks the balances under the lock: this is a bug, and
+            # the transaction must not go on.
+            raise UserError(
+                self.env._("A wallet balance does not cover the renewals debited.")
+            )
+        self.invalidate_model(["balance", "unposted_consumption"])
+        self.env["billing.wallet.move"].invalidate_model()
+        self.env["res.partner"].invalidate_model(["billing_balance"])
+        return moves
+
     def _post_consumption(self):
         """Book the prepaid usage debited from these wallets and not yet posted:
         one journal entry per wallet, from the wallet account to the services'
@@ -434,7 +516,7 @@ class BillingWallet(models.Model):
                        ARRAY_AGG(DISTINCT m.id)
                   FROM billing_wallet_move m
                   JOIN billing_charge c ON c.wallet_move_id = m.id
-                 WHERE m.wallet_id = ANY(%s) AND m.kind = 'usage'
+                 WHERE m.wallet_id = ANY(%s) AND m.kind IN ('usage', 'renewal')
                    AND m.account_move_id IS NULL
               GROUP BY m.wallet_id, c.product_id
                 """,
@@ -1754,7 +1836,7 @@ class BillingWallet(models.Model):
             SQL(
                 """
                 SELECT COUNT(DISTINCT wallet_id) FROM billing_wallet_move
-                 WHERE kind = 'usage' AND account_move_id IS NULL
+                 WHERE kind IN ('usage', 'renewal') AND account_move_id IS NULL
                    AND wallet_id != ALL(%s)
                 """,
                 seen,
@@ -1797,7 +1879,7 @@ class BillingWallet(models.Model):
                 SQL(
                     """
                     SELECT DISTINCT wallet_id FROM billing_wallet_move
-                     WHERE kind = 'usage' AND account_move_id IS NULL
+                     WHERE kind IN ('usage', 'renewal') AND account_move_id IS NULL
                        AND wallet_id != ALL(%(seen)s)
                   ORDER BY wallet_id
                      LIMIT %(limit)s

@@ -12,6 +12,9 @@ MOVE_KINDS = [
     ("refund", "Refund"),
     ("recharge", "Reseller Recharge"),
 ]
+# Debits of prepaid usage and renewals: booked later, in aggregates, by the
+# consumption posting (billing.wallet._post_consumption).
+CONSUMPTION_KINDS = ("usage", "renewal")
 
 
 class BillingWalletMove(models.Model):
@@ -80,13 +83,14 @@ class BillingWalletMove(models.Model):
     ]
 
     def init(self):
-        # The consumption posting selects the usage not yet booked.
+        # The consumption posting selects the usage and renewals not yet booked.
         self.env.cr.execute(
             SQL(
                 """
-                CREATE INDEX IF NOT EXISTS billing_wallet_move_unposted_idx
+                DROP INDEX IF EXISTS billing_wallet_move_unposted_idx;
+                CREATE INDEX IF NOT EXISTS billing_wallet_move_unposted_consumption_idx
                     ON billing_wallet_move (wallet_id)
-                 WHERE kind = 'usage' AND account_move_id IS NULL
+                 WHERE kind IN ('usage', 'renewal') AND account_move_id IS NULL
                 """
             )
         )

@@ -87,6 +87,19 @@ class ResCompany(models.Model):
         help="Credit package and recharge invoices still unpaid this many hours "
         "after they were posted are cancelled. 0 keeps them open.",
     )
+    billing_service_reminder_days = fields.Integer(
+        string="Renewal Reminder (days before)",
+        default=7,
+        help="Customers are emailed this many days before each renewal of a "
+        "service. 0 sends no reminder.",
+    )
+    billing_service_grace_days = fields.Integer(
+        string="Grace Days Before Suspension",
+        default=0,
+        help="A prepaid service whose renewal the wallet does not cover stays "
+        "active this many days after its renewal date, renewed as soon as credit "
+        "arrives, before it is suspended. 0 suspends it at once.",
+    )
 
     # -------------------------------------------------------------------------
     # CONSTRAINT METHODS
@@ -128,6 +141,23 @@ class ResCompany(models.Model):
                         hours=company.billing_topup_expiry_hours,
                     )
                 )
+
+    @api.constrains("billing_service_reminder_days", "billing_service_grace_days")
+    def _check_billing_service_days(self):
+        for company in self:
+            for field in ("billing_service_reminder_days", "billing_service_grace_days"):
+                if company[field] < 0:
+                    raise ValidationError(
+                        self.env._(
+                            "%(field)s of company %(company)s cannot be negative "
+                            "(%(days)s days).",
+                            field=self._fields[field].get_description(self.env)[
+                                "string"
+                            ],
+                            company=company.name,
+                            days=company[field],
+                        )
+                    )
 
     # -------------------------------------------------------------------------
     # BUSINESS METHODS

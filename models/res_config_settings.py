@@ -45,6 +45,12 @@ class ResConfigSettings(models.TransientModel):
     billing_generation_mode = fields.Selection(
         related="company_id.billing_generation_mode", readonly=False
     )
+    billing_service_reminder_days = fields.Integer(
+        related="company_id.billing_service_reminder_days", readonly=False
+    )
+    billing_service_grace_days = fields.Integer(
+        related="company_id.billing_service_grace_days", readonly=False
+    )
     billing_price_digits = fields.Integer(
         string="Price Decimals",
         help="Decimals kept in sale prices, pricelist prices and invoice unit "

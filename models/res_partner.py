@@ -121,6 +121,11 @@ class ResPartner(models.Model):
         string="Reseller Customers",
         compute="_compute_billing_customer_count",
     )
+    billing_service_count = fields.Integer(
+        string="Services",
+        compute="_compute_billing_service_count",
+        groups="prepaid_postpaid_billing.group_billing_user",
+    )
     billing_recurring_id = fields.Many2one(
         comodel_name="billing.recurring",
         string="Recurring Invoice",
@@ -171,6 +176,19 @@ class ResPartner(models.Model):
         counts = {reseller.id: count for reseller, count in groups}
         for partner in self:
             partner.billing_customer_count = counts.get(partner.id, 0)
+
+    def _compute_billing_service_count(self):
+        counts = dict(
+            self.env["billing.service"]._read_group(
+                [("partner_id", "in", self.commercial_partner_id.ids)],
+                ["partner_id"],
+                ["__count"],
+            )
+        )
+        for partner in self:
+            partner.billing_service_count = counts.get(
+                partner.commercial_partner_id, 0
+            )
 
     @api.depends_context("company")
     def _compute_billing_recurring_id(self):
@@ -389,6 +407,15 @@ class ResPartner(models.Model):
         )
         action["domain"] = self._billing_reseller_customers_domain(self.ids)
         action["context"] = {"default_billing_reseller_id": self.id}
+        return action
+
+    def action_view_billing_services(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "prepaid_postpaid_billing.billing_service_action"
+        )
+        action["domain"] = [("partner_id", "=", self.commercial_partner_id.id)]
+        action["context"] = {"default_partner_id": self.commercial_partner_id.id}
         return action
 
     def action_view_billing_wallet_moves(self):

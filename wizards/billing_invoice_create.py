@@ -486,8 +486,9 @@ class BillingInvoiceCreate(models.TransientModel):
         return vals, line_charges
 
     def _charge_groups(self):
-        """The listed usage records summed per service and unit price, as the
-        recurring invoices bill them."""
+        """The listed usage records summed per service and unit price, each
+        renewal of a service and period on its own, as the recurring invoices
+        bill them."""
         # Only what the user may read: an onchange is not checked at create.
         charge_ids = self.charge_ids._origin._filtered_access("read").ids
         if not charge_ids:
@@ -497,16 +498,16 @@ class BillingInvoiceCreate(models.TransientModel):
             SQL(
                 """
                 SELECT product_id, price_unit, SUM(quantity), SUM(amount),
-                       ARRAY_AGG(id ORDER BY id)
+                       ARRAY_AGG(id ORDER BY id), service_id, service_period_start
                   FROM billing_charge
                  WHERE id = ANY(%(ids)s)
-              GROUP BY product_id, price_unit
-              ORDER BY product_id, price_unit DESC
+              GROUP BY product_id, price_unit, service_id, service_period_start
+              ORDER BY product_id, price_unit DESC, service_id, service_period_start
                 """,
                 ids=charge_ids,
             )
         )
-        return self.env.cr.fetchall()
+        return self.env["billing.charge"]._service_groups(self.env.cr.fetchall())
 
     def _create_invoice(self, pay_from_wallet=True):
         """Create and post the invoice, linking the listed usage records to its
