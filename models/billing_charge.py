@@ -187,7 +187,9 @@ class BillingCharge(models.Model):
         lines, line_charges = [], []
         for product_id, price, quantity, amount, ids, *renewal in groups:
             product = products.browse(product_id)
-            label = renewal[0] if renewal else f"{product.display_name} ({period_label})"
+            label = (
+                renewal[0] if renewal else f"{product.display_name} ({period_label})"
+            )
             billed = currency.round(amount)
             line_charges.append((len(lines), ids))
             lines.append(
@@ -821,7 +823,8 @@ class BillingCharge(models.Model):
         already stored is skipped. With ``wallet_moves`` ({partner id: wallet
         movement id}), or a ``wallet_move_id`` of their own, the charges are
         linked to the movement that pays them; renewals of services carry their
-        ``service_id`` and ``service_period_start``. Returns {external_ref: charge id} of the charges created."""
+        ``service_id`` and ``service_period_start``. Returns {external_ref:
+        charge id} of the charges created."""
         if not vals_list:
             return {}
         company = self.env.company

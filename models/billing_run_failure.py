@@ -17,8 +17,6 @@ class BillingRunFailure(models.Model):
         string="Recurring Invoice",
         ondelete="set null",
     )
-    service_id = fields.Many2one(
-        comodel_name="billing.service", string="Service", ondelete="set null"
-    )
+    service_id = fields.Many2one(comodel_name="billing.service", ondelete="set null")
     partner_id = fields.Many2one(comodel_name="res.partner", string="Customer")
     error = fields.Text(required=True)

@@ -516,95 +516,121 @@ class BillingService(models.Model):
         suspended (and its customer emailed) once the grace days of the period
         have passed. Services whose auto-renew is off close at the end of their
         paid period. Returns the figures."""
-        company = self.env.company
         stats = defaultdict(int)
         plan = self._renew_plan(today, first=first)
         if not plan:
             return stats
-        grace = timedelta(days=company.billing_service_grace_days)
-        prepaid_partners = {
+        balances = self._renew_lock_wallets(plan)
+        already = self._charged_periods(plan)
+        grace = timedelta(days=self.env.company.billing_service_grace_days)
+        todo = {
+            "debits": [],
+            "prepaid": [],
+            "postpaid": [],
+            "updates": {},  # service id -> next renewal date
+            "changes": [],  # (service, new state, next renewal date)
+        }
+        for service, action, periods in plan:
+            stats["services"] += 1
+            if action == "close":
+                todo["changes"].append((service, "closed", service.next_date))
+                stats["closed"] += 1
+                continue
+            paid_until = service._renew_charge_periods(periods, balances, already, todo)
+            next_date = (
+                service._period_after(paid_until) if paid_until else service.next_date
+            )
+            unpaid = paid_until != periods[-1]
+            if action == "resume":
+                if paid_until is None:
+                    stats["not_covered"] += 1
+                else:
+                    todo["changes"].append((service, "active", next_date))
+                    stats["resumed"] += 1
+            elif unpaid and today >= next_date + grace:
+                todo["changes"].append((service, "suspended", next_date))
+                stats["suspended"] += 1
+            else:
+                todo["updates"][service.id] = next_date
+                stats["not_covered"] += unpaid
+        stats["charges"] += len(todo["prepaid"]) + len(todo["postpaid"])
+        self._renew_write(todo, today)
+        return stats
+
+    def _renew_lock_wallets(self, plan):
+        """Lock the wallets of the prepaid customers of ``plan`` that renew, in
+        id order: {partner id: (wallet id, exact balance)}."""
+        partners = {
             service.partner_id.id
             for service, action, _periods in plan
             if action != "close" and service.partner_id.billing_mode == "prepaid"
         }
-        Wallet = self.env["billing.wallet"].sudo()
-        balances = {
+        if not partners:
+            return {}
+        wallets = (
+            self.env["billing.wallet"]
+            .sudo()
+            ._lock_usage_wallets(list(partners), self.env.company)
+        )
+        return {
             partner_id: (wallet_id, _exact(balance))
-            for partner_id, (wallet_id, balance) in (
-                Wallet._lock_usage_wallets(list(prepaid_partners), company).items()
-                if prepaid_partners
-                else []
-            )
+            for partner_id, (wallet_id, balance) in wallets.items()
         }
-        already = self._charged_periods(plan)
-        debits, prepaid_vals, postpaid_vals = [], [], []
-        updates = {}  # service id -> next renewal date
-        changes = []  # (service, new state, next date)
-        for service, action, periods in plan:
-            stats["services"] += 1
-            if action == "close":
-                changes.append((service, "closed", service.next_date))
-                continue
-            amount = service._renewal_exact_amount()
-            prepaid = service.partner_id.id in balances
-            paid_until = None
-            for start in periods:
-                if (service.id, start) in already:
-                    paid_until = start
-                    continue
-                if prepaid:
-                    wallet_id, balance = balances[service.partner_id.id]
-                    if amount > balance:
-                        break
-                    balance -= amount
-                    balances[service.partner_id.id] = (wallet_id, balance)
-                    key = f"renewal:{service.id}:{start}"
-                    debits.append(
-                        {
-                            "wallet_id": wallet_id,
-                            "amount": amount,
-                            "balance_after": balance,
-                            "name": self.env._(
-                                "Renewal of %(service)s",
-                                service=service.name,
-                            ),
-                            "origin": service._period_label(start),
-                            "idempotency_key": key,
-                        }
-                    )
-                (prepaid_vals if prepaid else postpaid_vals).append(
-                    service._renewal_charge_vals(start, amount)
-                )
+
+    def _renew_charge_periods(self, periods, balances, already, todo):
+        """Add to ``todo`` the charges (and, for a prepaid customer, the wallet
+        debits, ``balances`` kept up to date) of this service's ``periods``, in
+        order, up to the first one the balance does not cover; a period charged
+        already (``already``) counts as paid. Returns the start of the last
+        period paid (None: none)."""
+        self.ensure_one()
+        amount = self._renewal_exact_amount()
+        prepaid = self.partner_id.id in balances
+        paid_until = None
+        for start in periods:
+            if (self.id, start) in already:
                 paid_until = start
-            if paid_until is not None:
-                next_date = service._period_after(paid_until)
-            else:
-                next_date = service.next_date
-            unpaid = paid_until is None or paid_until != periods[-1]
-            if action == "resume":
-                if paid_until is None:
-                    stats["not_covered"] += 1
-                    continue
-                changes.append((service, "active", next_date))
-                stats["resumed"] += 1
-            elif unpaid and today >= next_date + grace:
-                changes.append((service, "suspended", next_date))
-                stats["suspended"] += 1
-            else:
-                updates[service.id] = next_date
-                if unpaid:
-                    stats["not_covered"] += 1
-        stats["charges"] += len(prepaid_vals) + len(postpaid_vals)
-        moves = Wallet._debit_renewals(debits)
-        for vals in prepaid_vals:
+                continue
+            if prepaid:
+                wallet_id, balance = balances[self.partner_id.id]
+                if amount > balance:
+                    break
+                balance -= amount
+                balances[self.partner_id.id] = (wallet_id, balance)
+                todo["debits"].append(
+                    {
+                        "wallet_id": wallet_id,
+                        "amount": amount,
+                        "balance_after": balance,
+                        "name": self.env._("Renewal of %(service)s", service=self.name),
+                        "origin": self._period_label(start),
+                        "idempotency_key": f"renewal:{self.id}:{start}",
+                    }
+                )
+            todo["prepaid" if prepaid else "postpaid"].append(
+                self._renewal_charge_vals(start, amount)
+            )
+            paid_until = start
+        return paid_until
+
+    def _renew_write(self, todo, today):
+        """Write what ``_renew`` planned: the wallet debits, the charges (one
+        INSERT per billing mode; raises when one of them exists already, so
+        that nothing of the batch is written), the next renewal dates (one
+        UPDATE) and the changes of state."""
+        moves = self.env["billing.wallet"].sudo()._debit_renewals(todo["debits"])
+        for vals in todo["prepaid"]:
             vals["wallet_move_id"] = moves[vals.pop("_key")]
-        for vals in postpaid_vals:
+        for vals in todo["postpaid"]:
             vals.pop("_key")
         Charge = self.env["billing.charge"].sudo()
-        for vals_list, state in ((prepaid_vals, "debited"), (postpaid_vals, "pending")):
-            if vals_list and len(Charge._ingest_insert(vals_list, state=state)) != len(
-                vals_list
-            ):
+        for vals_list, state in (
+            (todo["prepaid"], "debited"),
+            (todo["postpaid"], "pending"),
+        ):
+            if not vals_list:
+                continue
+            if len(Charge._ingest_insert(vals_list, state=state)) != len(vals_list):
                 raise UserError(
                     self.env._(
                         "Renewals of services %(services)s were charged by another "
@@ -614,6 +640,7 @@ class BillingService(models.Model):
                         ),
                     )
                 )
+        updates = todo["updates"]
         if updates:
             self.env.cr.execute(
                 SQL(
@@ -631,10 +658,8 @@ class BillingService(models.Model):
                 )
             )
             self.browse(updates).invalidate_recordset(["next_date"])
-        for service, state, next_date in changes:
+        for service, state, next_date in todo["changes"]:
             service._change_state(state, next_date, today)
-        stats["closed"] += sum(1 for _s, state, _d in changes if state == "closed")
-        return stats
 
     def _charged_periods(self, plan):
         """{(service id, period start)} of the periods of ``plan`` charged
@@ -769,7 +794,9 @@ class BillingService(models.Model):
     def _cron_renew(self, batch_size=200):
         """Scheduled action: renew the due services, then send the renewal
         reminders."""
-        runs = self._renewal_run(trigger="cron", batch_size=batch_size, auto_commit=True)
+        runs = self._renewal_run(
+            trigger="cron", batch_size=batch_size, auto_commit=True
+        )
         self._send_renewal_reminders(auto_commit=True)
         return runs
 

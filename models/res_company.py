@@ -145,7 +145,10 @@ class ResCompany(models.Model):
     @api.constrains("billing_service_reminder_days", "billing_service_grace_days")
     def _check_billing_service_days(self):
         for company in self:
-            for field in ("billing_service_reminder_days", "billing_service_grace_days"):
+            for field in (
+                "billing_service_reminder_days",
+                "billing_service_grace_days",
+            ):
                 if company[field] < 0:
                     raise ValidationError(
                         self.env._(

@@ -186,9 +186,7 @@ class ResPartner(models.Model):
             )
         )
         for partner in self:
-            partner.billing_service_count = counts.get(
-                partner.commercial_partner_id, 0
-            )
+            partner.billing_service_count = counts.get(partner.commercial_partner_id, 0)
 
     @api.depends_context("company")
     def _compute_billing_recurring_id(self):
