@@ -31,3 +31,4 @@ from . import test_billing_reseller_recharge
 from . import test_billing_reseller_portal
 from . import test_billing_reseller_concurrency
 from . import test_billing_reseller_whitelabel
+from . import test_billing_service
