@@ -909,7 +909,14 @@ class BillingService(models.Model):
         seen = []
         totals = defaultdict(int)
         while True:
-            ids = self._renewal_select(today, seen, batch_size)
+            try:
+                with self.env.cr.savepoint():
+                    ids = self._renewal_select(today, seen, batch_size)
+            except pg_errors.SerializationFailure:
+                # Another run renewed some of them since this transaction
+                # began: it, or the next run, renews the rest.
+                _logger.info("Renewal run %s stops: another run is renewing", run.id)
+                break
             if not ids:
                 break
             seen.extend(ids)
@@ -999,7 +1006,26 @@ class BillingService(models.Model):
             Service = self.with_company(company)
             seen = []
             while True:
-                self.flush_model()
+                services = Service.browse(
+                    Service._reminder_select(today, days, seen, batch_size)
+                )
+                if not services:
+                    break
+                seen.extend(services.ids)
+                sent += services._send_renewal_reminder()
+                if auto_commit:
+                    self.env.cr.commit()  # pylint: disable=invalid-commit  # batch boundary
+        return sent
+
+    def _reminder_select(self, today, days, seen, limit):
+        """Ids of the next batch of active auto-renewing services of the current
+        company renewing within ``days`` of ``today`` and not reminded of that
+        renewal yet, but for ``seen``; locked, those another transaction holds
+        left out (none at all when a concurrent run reminded some meanwhile:
+        the next run goes on)."""
+        self.flush_model()
+        try:
+            with self.env.cr.savepoint():
                 self.env.cr.execute(
                     SQL(
                         """
@@ -1013,34 +1039,35 @@ class BillingService(models.Model):
                          LIMIT %(limit)s
                            FOR NO KEY UPDATE SKIP LOCKED
                         """,
-                        company=company.id,
+                        company=self.env.company.id,
                         today=today,
                         until=today + timedelta(days=days),
                         seen=seen,
-                        limit=batch_size,
+                        limit=limit,
                     )
                 )
-                services = Service.browse(row[0] for row in self.env.cr.fetchall())
-                if not services:
-                    break
-                seen.extend(services.ids)
-                for service in services:
-                    try:
-                        with self.env.cr.savepoint():
-                            service._notify_customer(
-                                "prepaid_postpaid_billing.mail_template_service_reminder"
-                            )
-                            service.reminder_date = service.next_date
-                            service.flush_recordset(["reminder_date"])
-                            sent += 1
-                    except RENEWAL_ERRORS as error:
-                        _logger.warning(
-                            "Renewal reminder of service %s not sent: %s",
-                            service.id,
-                            error,
-                        )
-                if auto_commit:
-                    self.env.cr.commit()  # pylint: disable=invalid-commit  # batch boundary
+                return [row[0] for row in self.env.cr.fetchall()]
+        except pg_errors.SerializationFailure:
+            _logger.info("Renewal reminders stop: another run is sending them")
+            return []
+
+    def _send_renewal_reminder(self):
+        """Email these locked services' customers the renewal reminder, each in
+        a savepoint, and record it; returns how many were sent."""
+        sent = 0
+        for service in self:
+            try:
+                with self.env.cr.savepoint():
+                    service._notify_customer(
+                        "prepaid_postpaid_billing.mail_template_service_reminder"
+                    )
+                    service.reminder_date = service.next_date
+                    service.flush_recordset(["reminder_date"])
+                    sent += 1
+            except RENEWAL_ERRORS as error:
+                _logger.warning(
+                    "Renewal reminder of service %s not sent: %s", service.id, error
+                )
         return sent
 
     # -------------------------------------------------------------------------
