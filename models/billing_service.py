@@ -368,6 +368,7 @@ class BillingService(models.Model):
 
     def action_view_charges(self):
         self.ensure_one()
+        self.check_access("read")
         action = self.env["ir.actions.act_window"]._for_xml_id(
             "prepaid_postpaid_billing.billing_charge_action"
         )
@@ -1003,7 +1004,8 @@ class BillingService(models.Model):
             days = company.billing_service_reminder_days
             if days <= 0:
                 continue
-            Service = self.with_company(company)
+            # sudo: the reminders are the scheduler's work, in every company.
+            Service = self.sudo().with_company(company)
             seen = []
             while True:
                 services = Service.browse(
