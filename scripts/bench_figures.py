@@ -8,8 +8,10 @@ import statistics
 import threading
 import time
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 import psutil
+from dateutil.relativedelta import relativedelta
 from psycopg2 import errors
 
 from odoo import SUPERUSER_ID, Command, api
@@ -27,6 +29,9 @@ INGEST_BATCHES = int(os.environ.get("BENCH_INGEST_BATCHES", "5"))
 INGEST_CUSTOMERS = 100  # x 100 charges each: one batch of INGEST_BATCH records
 REALTIME_CALLS = int(os.environ.get("BENCH_REALTIME_CALLS", "2000"))
 REALTIME_SETUP = os.environ.get("BENCH_REALTIME_SETUP", "")
+SERVICES = int(os.environ.get("BENCH_SERVICES", "10000"))
+RENEWAL_BATCH = 200  # services a batch, as the scheduled action renews them
+RENEWAL_PRICE = 9.99  # x 1, 2 or 3 units: whole cents, exact sums
 # Usage amounts of the ingest and realtime figures: 0.05 x 1, 2 or 3, whole
 # cents, so that a wallet goes down by exactly the sum of its charges however
 # the debits are rounded.
@@ -830,6 +835,293 @@ def bench_ingest(env):
             for mode, (rows, created, duplicates, down) in resent.items()
         )
         + " (target: 0 rows added)"
+    )
+
+
+def _bench_fund_wallets(env, funding, key, chunk=1000):
+    """Fund the new, empty wallets of the customers of ``funding`` ({partner id:
+    exact Decimal amount}) in bulk, with the books *Credit or Debit a Wallet*
+    keeps: each credit is a line of the customer on the customer wallet account
+    in a posted manual entry of ``chunk`` customers (against the bonus account,
+    one line), and one manual ledger line of the wallet linked to that entry;
+    the ledger lines are inserted with one statement a chunk and the balances
+    set with one UPDATE (from 0: the wallets are new)."""
+    company = env.company
+    Wallet = env["billing.wallet"]
+    partners = env["res.partner"].browse(list(funding))
+    wallets = Wallet._get_wallets(partners, company)
+    assert len(wallets) == len(funding)
+    assert not any(wallet.balance for wallet in wallets.values())
+    ids = list(funding)
+    for start in range(0, len(ids), chunk):
+        part = ids[start : start + chunk]
+        total = float(sum(funding[partner_id] for partner_id in part))
+        lines = [
+            (
+                company.billing_wallet_bonus_account_id,
+                total,
+                "Bench funding",
+                env["res.partner"],
+            )
+        ] + [
+            (
+                company.billing_wallet_account_id,
+                -float(funding[partner_id]),
+                "Bench funding",
+                env["res.partner"].browse(partner_id),
+            )
+            for partner_id in part
+        ]
+        entry = wallets[part[0]]._post_entry("Bench funding", lines)
+        env.cr.execute(
+            """
+            INSERT INTO billing_wallet_move
+                (wallet_id, partner_id, company_id, date, kind, name, amount,
+                 balance_after, idempotency_key, account_move_id, user_id,
+                 create_uid, write_uid, create_date, write_date)
+            SELECT v.wallet_id, v.partner_id, %(company)s, NOW() AT TIME ZONE 'UTC',
+                   'manual', 'Bench funding', v.amount, v.amount,
+                   %(key)s || ':' || v.partner_id, %(entry)s, %(uid)s, %(uid)s,
+                   %(uid)s, NOW() AT TIME ZONE 'UTC', NOW() AT TIME ZONE 'UTC'
+              FROM unnest(%(wallets)s::int4[], %(partners)s::int4[],
+                          %(amounts)s::numeric[]) AS v(wallet_id, partner_id, amount)
+            """,
+            {
+                "company": company.id,
+                "key": f"bench:{key}",
+                "entry": entry.id,
+                "uid": env.uid,
+                "wallets": [wallets[partner_id].id for partner_id in part],
+                "partners": part,
+                "amounts": [funding[partner_id] for partner_id in part],
+            },
+        )
+        env.cr.execute(
+            """
+            UPDATE billing_wallet w SET balance = v.amount
+              FROM unnest(%(wallets)s::int4[], %(amounts)s::numeric[])
+                   AS v(id, amount)
+             WHERE w.id = v.id AND w.balance = 0
+            """,
+            {
+                "wallets": [wallets[partner_id].id for partner_id in part],
+                "amounts": [funding[partner_id] for partner_id in part],
+            },
+        )
+        assert env.cr.rowcount == len(part)
+    env.invalidate_all()
+
+
+def _bench_renewal_state(env, services, prepaid):
+    """What the renewal of ``services`` left, read back with SQL: {service id:
+    [(period start, exact amount, state, wallet movement id)]}, {service id:
+    (state, next date)}, {partner id: (exact balance, exact not yet posted)} of
+    the ``prepaid`` customers, their renewal ledger lines {partner id: [exact
+    amount]}, the lowest balance of any wallet and of any ledger line, and the
+    customers whose wallet account credit is not their balance + not yet
+    posted."""
+    cr = env.cr
+    ids = services.ids
+    cr.execute(
+        "SELECT service_id, service_period_start, amount::text, state, wallet_move_id"
+        " FROM billing_charge WHERE service_id = ANY(%s)",
+        [ids],
+    )
+    charges = {}
+    for service_id, start, amount, state, move_id in cr.fetchall():
+        charges.setdefault(service_id, []).append(
+            (start, Decimal(amount), state, move_id)
+        )
+    cr.execute(
+        "SELECT id, state, next_date FROM billing_service WHERE id = ANY(%s)", [ids]
+    )
+    rows = {
+        service_id: (state, next_date) for service_id, state, next_date in cr.fetchall()
+    }
+    cr.execute(
+        "SELECT partner_id, balance::text, unposted_consumption::text"
+        " FROM billing_wallet WHERE company_id = %s AND partner_id = ANY(%s)",
+        [env.company.id, prepaid.ids],
+    )
+    wallets = {
+        partner_id: (Decimal(balance), Decimal(unposted))
+        for partner_id, balance, unposted in cr.fetchall()
+    }
+    cr.execute(
+        "SELECT partner_id, amount::text FROM billing_wallet_move"
+        " WHERE kind = 'renewal' AND partner_id = ANY(%s)",
+        [prepaid.ids],
+    )
+    debits = {}
+    for partner_id, amount in cr.fetchall():
+        debits.setdefault(partner_id, []).append(Decimal(amount))
+    cr.execute(
+        "SELECT (SELECT MIN(balance) FROM billing_wallet),"
+        " (SELECT MIN(balance_after) FROM billing_wallet_move)"
+    )
+    lowest = cr.fetchone()
+    cr.execute(
+        """
+        SELECT w.partner_id FROM billing_wallet w
+          LEFT JOIN (SELECT partner_id, -SUM(balance) AS credit
+                       FROM account_move_line
+                      WHERE account_id = %(account)s AND parent_state = 'posted'
+                   GROUP BY partner_id) books ON books.partner_id = w.partner_id
+         WHERE w.company_id = %(company)s AND w.partner_id = ANY(%(partners)s)
+           AND ROUND(COALESCE(books.credit, 0), 2)
+               != ROUND(w.balance + w.unposted_consumption, 2)
+        """,
+        {
+            "account": env.company.billing_wallet_account_id.id,
+            "company": env.company.id,
+            "partners": prepaid.ids,
+        },
+    )
+    off_books = [row[0] for row in cr.fetchall()]
+    return charges, rows, wallets, debits, lowest, off_books
+
+
+def bench_renewals(env):
+    """One renewal run as the scheduled action makes it (batches of 200, each
+    committed) on SERVICES monthly services due today or up to 9 days ago, each
+    of its own customer: half prepaid, whose new wallets are funded with one or
+    two periods, half postpaid; then the same run again the same day, which
+    must charge nothing. Checked: one charge per service for its due period,
+    the prepaid wallets debited exactly by one ledger line each, no negative
+    wallet, books equal wallets."""
+    today = date.today()
+    product = env["product.product"].create(
+        {"name": "Bench Renewal Number", "type": "service", "list_price": RENEWAL_PRICE}
+    )
+    count_prepaid = SERVICES // 2
+    customers = {
+        "prepaid": _bench_customers(
+            env, "Bench Renewal prepaid", count_prepaid, "prepaid"
+        ),
+        "postpaid": _bench_customers(
+            env, "Bench Renewal postpaid", SERVICES - count_prepaid, "postpaid"
+        ),
+    }
+    partners = customers["prepaid"] | customers["postpaid"]
+    # Activated earlier: the first period began a month and 0 to 9 days ago, the
+    # second (due) today or up to 9 days ago; the one after is not due yet.
+    vals_list, due, after, amounts, funding = [], {}, {}, {}, {}
+    for index, partner in enumerate(partners):
+        quantity = 1 + index % 3
+        start = today - relativedelta(months=1) - timedelta(days=index % 10)
+        next_date = start + relativedelta(months=1)
+        assert next_date <= today < start + relativedelta(months=2)
+        vals_list.append(
+            {
+                "partner_id": partner.id,
+                "product_id": product.id,
+                "name": f"Bench number {index}",
+                "quantity": quantity,
+                "price_unit": RENEWAL_PRICE,
+                "interval_type": "month",
+                "interval_number": 1,
+                "date_start": start,
+                "next_date": next_date,
+                "state": "active",
+            }
+        )
+        amount = Decimal(str(RENEWAL_PRICE)) * quantity
+        amounts[partner.id] = amount
+        due[partner.id] = next_date
+        # Counted from the start: after Oct 31 and Nov 30 comes Dec 31.
+        after[partner.id] = start + relativedelta(months=2)
+        if partner.billing_mode == "prepaid":
+            funding[partner.id] = amount * (1 + index % 2)  # one or two periods
+    setup_started = time.perf_counter()
+    services = (
+        env["billing.service"]
+        .with_context(
+            tracking_disable=True, mail_create_nolog=True, mail_create_nosubscribe=True
+        )
+        .create(vals_list)
+    )
+    _bench_fund_wallets(env, funding, "renewals:funding")
+    env.cr.commit()
+    setup_seconds = time.perf_counter() - setup_started
+    env.cr.execute("ANALYZE")
+    env.invalidate_all()
+
+    Service = env["billing.service"]
+    with PeakMemory() as memory:
+        started = time.perf_counter()
+        runs = Service._renewal_run(
+            trigger="cron", batch_size=RENEWAL_BATCH, auto_commit=True, today=today
+        )
+        seconds = time.perf_counter() - started
+    run = runs.filtered(lambda run: run.company_id == env.company)
+    assert len(runs) == 1 and run, runs
+    assert not run.failure_ids, run.failure_ids.mapped("error")[:3]
+    charges, rows, wallets, debits, lowest, off_books = _bench_renewal_state(
+        env, services, customers["prepaid"]
+    )
+    charged = sum(len(found) for found in charges.values())
+    by_partner = {service.id: service.partner_id.id for service in services}
+    wrong = []  # services whose charges, state or next date are not as due
+    for service_id, partner_id in by_partner.items():
+        prepaid = partner_id in funding
+        expected = [
+            (
+                due[partner_id],
+                amounts[partner_id],
+                "debited" if prepaid else "pending",
+            )
+        ]
+        found = charges.get(service_id, [])
+        if (
+            [(start, amount, state) for start, amount, state, _move in found]
+            != expected
+            or bool(found[0][3]) != prepaid
+            or rows[service_id] != ("active", after[partner_id])
+        ):
+            wrong.append(service_id)
+    misdebited = [
+        partner_id
+        for partner_id, amount in funding.items()
+        if wallets[partner_id] != (amount - amounts[partner_id], amounts[partner_id])
+        or debits.get(partner_id) != [-amounts[partner_id]]
+    ]
+    assert run.charge_count == charged == SERVICES, (run.charge_count, charged)
+    assert run.service_count == SERVICES and not run.suspended_count, (
+        run.service_count,
+        run.suspended_count,
+    )
+    assert not wrong, wrong[:5]
+    assert not misdebited, misdebited[:5]
+    assert min(lowest) >= 0 and not off_books, (lowest, off_books[:5])
+
+    # The same day again: nothing is due any more.
+    env.invalidate_all()
+    started = time.perf_counter()
+    again = Service._renewal_run(
+        trigger="cron", batch_size=RENEWAL_BATCH, auto_commit=True, today=today
+    )
+    again_seconds = time.perf_counter() - started
+    again_charges = sum(again.mapped("charge_count"))
+    charges_after, *_rest, lowest_after, off_after = _bench_renewal_state(
+        env, services, customers["prepaid"]
+    )
+    stored_after = sum(len(found) for found in charges_after.values())
+    assert again_charges == 0 and stored_after == charged, (again_charges, stored_after)
+    assert min(lowest_after) >= 0 and not off_after
+    debited = sum(amounts[partner_id] for partner_id in funding)
+    print(
+        f"bench renewals: {SERVICES:,} due monthly services ({len(funding):,} "
+        f"prepaid with funded wallets, {SERVICES - len(funding):,} postpaid), one "
+        f"renewal run as the scheduler's (batches of {RENEWAL_BATCH}, each "
+        f"committed): {run.charge_count / seconds:,.0f} renewals/s "
+        f"({seconds:.1f} s); {run.service_count:,} services renewed, "
+        f"{run.charge_count:,} charges, {run.suspended_count} suspended; peak "
+        f"memory {memory.peak / 2**20:,.0f} MiB; one charge per service for its "
+        f"due period, {len(funding):,} wallets debited exactly ({debited:,.2f} in "
+        f"all), lowest balance {min(lowest):.2f}, {len(off_books)} wallets off "
+        f"their books; the same day again: {again_charges} charged in "
+        f"{again_seconds:.1f} s (setup {setup_seconds:.0f} s) (target: "
+        f"{SERVICES:,} renewed in one run, 0 the second time)"
     )
 
 
