@@ -27,6 +27,9 @@ from odoo.addons.prepaid_postpaid_billing.controllers import (
 from odoo.addons.prepaid_postpaid_billing.controllers import (
     reseller_portal as reseller_portal_controllers,
 )
+from odoo.addons.prepaid_postpaid_billing.controllers import (
+    service_portal as service_portal_controllers,
+)
 
 from ..models.billing_wallet import PORTAL_OPEN_TOPUPS_LIMIT
 from .recurring_common import BillingRecurringCommon
@@ -111,6 +114,11 @@ COVERED_ROUTES = {
     "/my/customers/invoices/remind",
     # TestBillingResellerRechargePortal, TestBillingResellerRechargeSweep.
     "/my/customers/<int:partner_id>/recharge",
+    # My Services: TestBillingServicePortal, TestBillingServicePortalSweep.
+    "/my/services",
+    "/my/services/page/<int:page>",
+    "/my/services/<int:service_id>/auto_renew",
+    "/my/services/<int:service_id>/close",
 }
 # Party labels of each company; "c1"/"c2" own the company's billing runs.
 COMPANY_1_PARTIES = frozenset({"A", "B", "C", "D", "E", "R", "R2", "c1"})
@@ -1292,6 +1300,7 @@ class TestBillingAccessSweepHttp(BillingAccessSweepCommon, HttpCase):
             portal_controllers,
             report_controllers,
             reseller_portal_controllers,
+            service_portal_controllers,
         ):
             for cls in vars(module).values():
                 if not (
