@@ -89,6 +89,7 @@ NOT_CALLED = {
     ("billing.charge", "init"): "database set-up run by the module installation",
     ("billing.recurring", "init"): "database set-up run by the module installation",
     ("billing.wallet.move", "init"): "database set-up run by the module installation",
+    ("billing.service", "init"): "database set-up run by the module installation",
 }
 # Models of the addon without records: the CRUD sweep has nothing to read.
 NO_RECORDS = {
@@ -264,6 +265,17 @@ class BillingAccessSweepCommon(BillingRecurringCommon):
         cls.settings_root = cls.env["res.config.settings"].create(
             {"billing_price_digits": 4 if digits != 4 else 5}
         )
+        # A new service of every party, in its company (not activated: the
+        # balances and charges of the fixtures stay as they are).
+        cls.service_product = cls.env["product.product"].create(
+            {
+                "name": "Sweep Line",
+                "type": "service",
+                "list_price": 1.0,
+                "taxes_id": [Command.clear()],
+            }
+        )
+        cls.services = {label: cls._sweep_service(label) for label in cls.parties}
         cls._sweep_collect_targets()
         cls.env.flush_all()
 
@@ -313,6 +325,22 @@ class BillingAccessSweepCommon(BillingRecurringCommon):
             groups=groups,
             company_id=cls.company_1.id,
             company_ids=[Command.set(cls.company_1.ids)],
+        )
+
+    @classmethod
+    def _sweep_service(cls, label):
+        company = cls.party_company[label]
+        return (
+            cls.env["billing.service"]
+            .with_company(company)
+            .create(
+                {
+                    "partner_id": cls.parties[label].id,
+                    "product_id": cls.service_product.id,
+                    "name": f"{MARKER}{label} service",
+                    "company_id": company.id,
+                }
+            )
         )
 
     @classmethod
@@ -498,6 +526,7 @@ class BillingAccessSweepCommon(BillingRecurringCommon):
                 "billing.wallet.move",
                 "billing.recurring",
                 "billing.run.failure",
+                "billing.service",
             ):
                 records = cls.env[model].search(
                     [("partner_id", "=", partner.id), ("company_id", "=", company.id)]
@@ -1255,6 +1284,7 @@ class TestBillingAccessSweep(BillingAccessSweepCommon):
             ("billing.charge", "ingest"): ((records,), {}, {}),
             ("account.move.line", "copy_data"): ((), {"default": None}, {}),
             ("billing.wallet.move", "write"): (({"name": "sweep"},), {}, {}),
+            ("billing.service", "write"): (({"auto_renew": False},), {}, {}),
             # A change of billing mode (the override follows it on the recurring
             # invoices) and of a plain field, so that a write that went through
             # is seen whatever the partner's mode.

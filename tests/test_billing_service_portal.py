@@ -12,7 +12,7 @@ from odoo.tools import SQL, format_date
 from odoo.addons.portal.controllers.portal import CustomerPortal
 
 from .service_common import BillingServiceCommon
-from .test_billing_access_sweep import MARKER, BillingAccessSweepCommon
+from .test_billing_access_sweep import BillingAccessSweepCommon
 from .test_billing_reseller_portal import RESELLER_GROUP, ResellerPortalMixin
 
 SERVICES_URL = "/my/services"
@@ -413,31 +413,9 @@ class TestBillingServicePortalSweep(
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.service_product = cls.env["product.product"].create(
-            {
-                "name": "Sweep Line",
-                "type": "service",
-                "list_price": 1.0,
-                "taxes_id": [Command.clear()],
-            }
-        )
-        cls.services = {}
-        for label, partner in cls.parties.items():
-            company = cls.party_company[label]
-            service = (
-                cls.env["billing.service"]
-                .with_company(company)
-                .create(
-                    {
-                        "partner_id": partner.id,
-                        "product_id": cls.service_product.id,
-                        "name": f"{MARKER}{label} service",
-                        "company_id": company.id,
-                    }
-                )
-            )
-            service.action_activate()
-            cls.services[label] = service
+        # The fixtures' new services of every party, started.
+        for service in cls.services.values():
+            service.with_company(service.company_id).action_activate()
 
     def _digest(self):
         """The services' rows and the messages of their chatters."""
