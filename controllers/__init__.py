@@ -1,3 +1,4 @@
 from . import portal
 from . import report
 from . import reseller_portal
+from . import service_portal

@@ -27,6 +27,9 @@ from odoo.addons.prepaid_postpaid_billing.controllers import (
 from odoo.addons.prepaid_postpaid_billing.controllers import (
     reseller_portal as reseller_portal_controllers,
 )
+from odoo.addons.prepaid_postpaid_billing.controllers import (
+    service_portal as service_portal_controllers,
+)
 
 from ..models.billing_wallet import PORTAL_OPEN_TOPUPS_LIMIT
 from .recurring_common import BillingRecurringCommon
@@ -86,6 +89,7 @@ NOT_CALLED = {
     ("billing.charge", "init"): "database set-up run by the module installation",
     ("billing.recurring", "init"): "database set-up run by the module installation",
     ("billing.wallet.move", "init"): "database set-up run by the module installation",
+    ("billing.service", "init"): "database set-up run by the module installation",
 }
 # Models of the addon without records: the CRUD sweep has nothing to read.
 NO_RECORDS = {
@@ -111,6 +115,11 @@ COVERED_ROUTES = {
     "/my/customers/invoices/remind",
     # TestBillingResellerRechargePortal, TestBillingResellerRechargeSweep.
     "/my/customers/<int:partner_id>/recharge",
+    # My Services: TestBillingServicePortal, TestBillingServicePortalSweep.
+    "/my/services",
+    "/my/services/page/<int:page>",
+    "/my/services/<int:service_id>/auto_renew",
+    "/my/services/<int:service_id>/close",
 }
 # Party labels of each company; "c1"/"c2" own the company's billing runs.
 COMPANY_1_PARTIES = frozenset({"A", "B", "C", "D", "E", "R", "R2", "c1"})
@@ -256,6 +265,17 @@ class BillingAccessSweepCommon(BillingRecurringCommon):
         cls.settings_root = cls.env["res.config.settings"].create(
             {"billing_price_digits": 4 if digits != 4 else 5}
         )
+        # A new service of every party, in its company (not activated: the
+        # balances and charges of the fixtures stay as they are).
+        cls.service_product = cls.env["product.product"].create(
+            {
+                "name": "Sweep Line",
+                "type": "service",
+                "list_price": 1.0,
+                "taxes_id": [Command.clear()],
+            }
+        )
+        cls.services = {label: cls._sweep_service(label) for label in cls.parties}
         cls._sweep_collect_targets()
         cls.env.flush_all()
 
@@ -305,6 +325,22 @@ class BillingAccessSweepCommon(BillingRecurringCommon):
             groups=groups,
             company_id=cls.company_1.id,
             company_ids=[Command.set(cls.company_1.ids)],
+        )
+
+    @classmethod
+    def _sweep_service(cls, label):
+        company = cls.party_company[label]
+        return (
+            cls.env["billing.service"]
+            .with_company(company)
+            .create(
+                {
+                    "partner_id": cls.parties[label].id,
+                    "product_id": cls.service_product.id,
+                    "name": f"{MARKER}{label} service",
+                    "company_id": company.id,
+                }
+            )
         )
 
     @classmethod
@@ -490,6 +526,7 @@ class BillingAccessSweepCommon(BillingRecurringCommon):
                 "billing.wallet.move",
                 "billing.recurring",
                 "billing.run.failure",
+                "billing.service",
             ):
                 records = cls.env[model].search(
                     [("partner_id", "=", partner.id), ("company_id", "=", company.id)]
@@ -1247,6 +1284,7 @@ class TestBillingAccessSweep(BillingAccessSweepCommon):
             ("billing.charge", "ingest"): ((records,), {}, {}),
             ("account.move.line", "copy_data"): ((), {"default": None}, {}),
             ("billing.wallet.move", "write"): (({"name": "sweep"},), {}, {}),
+            ("billing.service", "write"): (({"auto_renew": False},), {}, {}),
             # A change of billing mode (the override follows it on the recurring
             # invoices) and of a plain field, so that a write that went through
             # is seen whatever the partner's mode.
@@ -1292,6 +1330,7 @@ class TestBillingAccessSweepHttp(BillingAccessSweepCommon, HttpCase):
             portal_controllers,
             report_controllers,
             reseller_portal_controllers,
+            service_portal_controllers,
         ):
             for cls in vars(module).values():
                 if not (
