@@ -32,3 +32,4 @@ from . import test_billing_reseller_portal
 from . import test_billing_reseller_concurrency
 from . import test_billing_reseller_whitelabel
 from . import test_billing_service
+from . import test_billing_service_concurrency
