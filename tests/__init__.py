@@ -33,3 +33,4 @@ from . import test_billing_reseller_concurrency
 from . import test_billing_reseller_whitelabel
 from . import test_billing_service
 from . import test_billing_service_concurrency
+from . import test_billing_service_demo
