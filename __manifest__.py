@@ -56,6 +56,7 @@
         "demo/product_demo.xml",
         "demo/billing_recurring_demo.xml",
         "demo/reseller_demo.xml",
+        "demo/service_demo.xml",
     ],
     "post_init_hook": "post_init_hook",
 }

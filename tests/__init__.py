@@ -34,3 +34,5 @@ from . import test_billing_reseller_whitelabel
 from . import test_billing_service_portal
 from . import test_billing_service
 from . import test_billing_service_queries
+from . import test_billing_service_concurrency
+from . import test_billing_service_demo
