@@ -32,6 +32,7 @@
         "wizards/billing_reminder_send_views.xml",
         "wizards/billing_wallet_adjust_views.xml",
         "views/account_move_views.xml",
+        "views/billing_dashboard_views.xml",
         "views/account_payment_views.xml",
         "views/billing_wallet_views.xml",
         "views/billing_charge_views.xml",
@@ -47,6 +48,9 @@
         "views/billing_menus.xml",
     ],
     "assets": {
+        "web.assets_backend": [
+            "prepaid_postpaid_billing/static/src/dashboard/**/*",
+        ],
         "web.assets_tests": [
             "prepaid_postpaid_billing/static/tests/tours/*.js",
         ],

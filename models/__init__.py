@@ -5,6 +5,7 @@ from . import account_move_line
 from . import account_partial_reconcile
 from . import account_payment
 from . import billing_charge
+from . import billing_dashboard
 from . import billing_recurring
 from . import billing_recurring_allowance
 from . import billing_recurring_line
