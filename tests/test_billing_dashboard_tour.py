@@ -56,14 +56,18 @@ class TestBillingDashboardTour(BillingRecurringCommon, HttpCase):
         cls.stopped = Recurring.create(cls._dash_schedule_vals("Dash Stopped Co", 20))
         cls.stopped.action_stop()
         # sudo: runs and their failures are written by the runs only, as here.
-        run = cls.env["billing.run"].sudo().create(
-            {
-                "company_id": cls.company.id,
-                "trigger": "cron",
-                "state": "failed",
-                "invoice_count": 2,
-                "date_end": fields.Datetime.now(),
-            }
+        run = (
+            cls.env["billing.run"]
+            .sudo()
+            .create(
+                {
+                    "company_id": cls.company.id,
+                    "trigger": "cron",
+                    "state": "failed",
+                    "invoice_count": 2,
+                    "date_end": fields.Datetime.now(),
+                }
+            )
         )
         cls.env["billing.run.failure"].sudo().create(
             {
