@@ -32,6 +32,13 @@ const BADGE_CLASSES = {
     interrupted: "text-bg-warning",
 };
 
+const TILE_CLASSES = {
+    paid: "text-success",
+    unsettled: "text-warning",
+    overdue: "text-danger",
+    wallet: "text-info",
+};
+
 /**
  * The Billing dashboard: the figures of billing.dashboard.get_dashboard_data
  * as tiles and three summary cards; every figure opens the records it counts
@@ -94,6 +101,8 @@ export class BillingDashboard extends Component {
     }
 
     onCompanyChange(ev) {
+        // The resellers offered depend on the company.
+        this.state.filters.reseller_id = false;
         return this.onFilterChange("company_id", parseInt(ev.target.value, 10));
     }
 
@@ -149,6 +158,10 @@ export class BillingDashboard extends Component {
 
     formatDateTime(value) {
         return value ? formatDateTime(deserializeDateTime(value)) : "";
+    }
+
+    tileClass(tile) {
+        return (tile.amount && TILE_CLASSES[tile.key]) || "";
     }
 
     badgeClass(key) {
