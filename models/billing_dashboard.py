@@ -609,7 +609,9 @@ class BillingDashboard(models.AbstractModel):
         return [
             {
                 "id": invoice.id,
-                "name": invoice.name if invoice.name != "/" else self.env._("Draft"),
+                "name": invoice.name
+                if invoice.name and invoice.name != "/"
+                else self.env._("Draft"),
                 "partner": invoice.partner_id.display_name,
                 "date": fields.Date.to_string(invoice.date),
                 "amount_total": invoice.amount_total_signed,

@@ -16,6 +16,7 @@ from psycopg2 import errors
 
 from odoo import SUPERUSER_ID, Command, api
 from odoo.exceptions import UserError
+from odoo.tools import SQL
 
 FIGURES = os.environ.get("BENCH_FIGURES", "wallet").split()
 CUSTOMERS = int(os.environ.get("BENCH_CUSTOMERS", "2000"))
@@ -30,6 +31,9 @@ INGEST_CUSTOMERS = 100  # x 100 charges each: one batch of INGEST_BATCH records
 REALTIME_CALLS = int(os.environ.get("BENCH_REALTIME_CALLS", "2000"))
 REALTIME_SETUP = os.environ.get("BENCH_REALTIME_SETUP", "")
 SERVICES = int(os.environ.get("BENCH_SERVICES", "10000"))
+DASHBOARD_SMALL = 100  # invoices of the first measure of the dashboard figure
+DASHBOARD_INVOICES = int(os.environ.get("BENCH_DASHBOARD_INVOICES", "100000"))
+DASHBOARD_CALLS = 5  # calls measured at each size (median)
 RENEWAL_BATCH = 200  # services a batch, as the scheduled action renews them
 RENEWAL_PRICE = 9.99  # x 1, 2 or 3 units: whole cents, exact sums
 # Usage amounts of the ingest and realtime figures: 0.05 x 1, 2 or 3, whole
@@ -1156,6 +1160,127 @@ def bench_realtime_setup(env):
             },
             setup,
         )
+
+
+def _bench_dashboard_invoices(env, count, product, customers, batch=1000):
+    """``count`` customer invoices of this month: one in ten a draft, the others
+    posted, one posted in ten paid by a bank payment, committed by batch."""
+    today = date.today()
+    bank = env["account.journal"].search(
+        [("type", "=", "bank"), ("company_id", "=", env.company.id)], limit=1
+    )
+    for start in range(0, count, batch):
+        chunk = env["account.move"].create(
+            [
+                {
+                    "move_type": "out_invoice",
+                    "partner_id": customers[index % len(customers)].id,
+                    "invoice_date": today.replace(day=1),
+                    "invoice_date_due": today.replace(day=1)
+                    + timedelta(days=index % 60),
+                    "invoice_line_ids": [
+                        Command.create(
+                            {
+                                "product_id": product.id,
+                                "quantity": 1,
+                                "price_unit": 10.0 + index % 90,
+                            }
+                        )
+                    ],
+                }
+                for index in range(start, min(start + batch, count))
+            ]
+        )
+        posted = chunk.filtered(lambda move: move.id % 10)
+        posted.action_post()
+        to_pay = posted.filtered(lambda move: move.id % 10 == 1)
+        if to_pay:
+            env["account.payment.register"].with_context(
+                active_model="account.move", active_ids=to_pay.ids
+            ).create({"journal_id": bank.id, "group_payment": False})._create_payments()
+        env.cr.commit()  # each batch kept
+        env.invalidate_all()
+
+
+def _bench_dashboard_measure(env, user):
+    """(queries, median milliseconds) of the dashboard's data for ``user``, on
+    an empty cache, after a first call that warms the registry's caches."""
+    dashboard = env["billing.dashboard"].with_user(user)
+    dashboard.get_dashboard_data({})
+    queries, times = set(), []
+    for _index in range(DASHBOARD_CALLS):
+        env.invalidate_all()
+        before = env.cr.sql_log_count
+        started = time.perf_counter()
+        dashboard.get_dashboard_data({})
+        times.append((time.perf_counter() - started) * 1000)
+        queries.add(env.cr.sql_log_count - before)
+    return max(queries), statistics.median(times)
+
+
+def _bench_dashboard_copies(env, moves, total):
+    """Grow the customer invoices to ``total`` with copies of the rows of
+    ``moves`` in SQL (their own numbers, their lines not copied): the
+    dashboard reads the invoices' rows, never their lines, and making 100,000
+    real invoices through the ORM takes hours here."""
+    env.flush_all()
+    env.cr.execute(
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_name = 'account_move' AND column_name NOT IN ('id', 'name')"
+    )
+    columns = [row[0] for row in env.cr.fetchall()]
+    copies = -(-(total - len(moves)) // len(moves))  # rounded up
+    env.cr.execute(
+        SQL(
+            """
+            INSERT INTO account_move (name, %(columns)s)
+            SELECT CASE WHEN move.name IS NULL OR move.name = '/' THEN move.name
+                        ELSE move.name || '-' || copy END, %(source)s
+              FROM account_move move, generate_series(1, %(copies)s) copy
+             WHERE move.id = ANY(%(ids)s)
+             ORDER BY copy, move.id
+             LIMIT %(limit)s
+            """,
+            columns=SQL(", ").join(SQL.identifier(column) for column in columns),
+            source=SQL(", ").join(SQL.identifier("move", column) for column in columns),
+            copies=copies,
+            ids=moves.ids,
+            limit=total - len(moves),
+        )
+    )
+    env.cr.execute("ANALYZE account_move")
+    env.cr.commit()  # the invoices the second measure reads
+    env.invalidate_all()
+
+
+def bench_dashboard(env):
+    """The dashboard's data for a Billing User with 100 customer invoices of this
+    month (real ones: drafts, posted, paid), then with DASHBOARD_INVOICES (the
+    100 and copies of their rows): the same queries, and how much longer."""
+    _sms, _minutes, plan = _bench_products(env)
+    customers = _bench_customers(env, "Bench Dashboard", 50, "postpaid")
+    user = _bench_billing_user(env, "bench_dashboard")
+    env.cr.commit()
+    _bench_dashboard_invoices(env, DASHBOARD_SMALL, plan, customers)
+    moves = env["account.move"].search(
+        [("partner_id", "in", customers.ids), ("move_type", "=", "out_invoice")]
+    )
+    small_queries, small_ms = _bench_dashboard_measure(env, user)
+    _bench_dashboard_copies(env, moves, DASHBOARD_INVOICES)
+    figures = env["billing.dashboard"].with_user(user).get_dashboard_data({})
+    total = next(tile for tile in figures["tiles"] if tile["key"] == "total")
+    if total["count"] != DASHBOARD_INVOICES:
+        raise AssertionError(
+            f"the dashboard counts {total['count']} invoices of "
+            f"{DASHBOARD_INVOICES} made"
+        )
+    large_queries, large_ms = _bench_dashboard_measure(env, user)
+    print(
+        f"bench dashboard: {DASHBOARD_SMALL:,} invoices: {small_queries} queries, "
+        f"{small_ms:,.0f} ms; {DASHBOARD_INVOICES:,} invoices: {large_queries} "
+        f"queries, {large_ms:,.0f} ms (x{large_ms / small_ms:,.1f}); same queries: "
+        f"{'yes' if small_queries == large_queries else 'NO'}"
+    )
 
 
 for figure in FIGURES:

@@ -24,6 +24,7 @@ from . import test_billing_wallet_limit
 from . import test_billing_invoice_claim
 from . import test_billing_undo_usage
 from . import test_billing_company_rules
+from . import test_billing_dashboard
 from . import test_billing_isolation
 from . import test_billing_access_sweep
 from . import test_billing_reseller_numbering

@@ -1,3 +1,5 @@
+from unittest.mock import patch
+
 from odoo import Command
 from odoo.tests import new_test_user
 
@@ -66,6 +68,37 @@ class BillingWalletCommon(RollbackAssertMixin, AccountTestInvoicingCommon):
             company_ids=[Command.set(cls.company.ids)],
         )
 
+    @classmethod
+    def _setup_test_provider(cls):
+        """A test payment provider of the company, paying into its bank journal,
+        to make real online payments with (``_transaction``)."""
+        PaymentMethod = cls.env["account.payment.method"]
+        method_information = PaymentMethod._get_payment_method_information()
+        method_information["none"] = {"mode": "electronic", "type": ("bank",)}
+        # The payment method of the test provider, as Odoo's account_payment
+        # tests declare it.
+        cls.payment_method = cls.env.ref("payment.payment_method_unknown")
+        with patch.object(
+            type(PaymentMethod),
+            "_get_payment_method_information",
+            lambda self: method_information,
+        ):
+            PaymentMethod.sudo().create(
+                {"name": "Test provider", "code": "none", "payment_type": "inbound"}
+            )
+            cls.provider = cls.env["payment.provider"].create(
+                {
+                    "name": "Test Provider",
+                    "code": "none",
+                    "state": "test",
+                    "company_id": cls.company.id,
+                    "payment_method_ids": [Command.set(cls.payment_method.ids)],
+                }
+            )
+            cls.provider.journal_id = cls.bank_journal
+        cls.payment_method.active = True
+        cls.tx_count = 0
+
     # -------------------------------------------------------------------------
     # Helpers
     # -------------------------------------------------------------------------
@@ -105,6 +138,41 @@ class BillingWalletCommon(RollbackAssertMixin, AccountTestInvoicingCommon):
             .create(vals)
         )
         return wizard._create_payments()
+
+    def _transaction(self, invoice, state=None):
+        """An online payment of ``invoice``, brought to ``state`` as the
+        provider's notifications do."""
+        self.tx_count += 1
+        tx = (
+            self.env["payment.transaction"]
+            .sudo()
+            .create(
+                {
+                    "provider_id": self.provider.id,
+                    "payment_method_id": self.payment_method.id,
+                    "amount": invoice.amount_residual,
+                    "currency_id": invoice.currency_id.id,
+                    "partner_id": invoice.partner_id.id,
+                    "reference": f"{invoice.name}-TEST-{self.tx_count}",
+                    "operation": "online_redirect",
+                    "invoice_ids": [Command.set(invoice.ids)],
+                }
+            )
+        )
+        if state:
+            self._set_state(tx, state)
+        return tx
+
+    def _set_state(self, tx, state):
+        {
+            "pending": tx._set_pending,
+            "authorized": tx._set_authorized,
+            "done": tx._set_done,
+            "cancel": tx._set_canceled,
+            "error": lambda: tx._set_error("Declined by the test provider."),
+        }[state]()
+        # What the provider's notification or the post-processing cron runs next.
+        tx._post_process()
 
     def _wallet(self, partner=None):
         return (

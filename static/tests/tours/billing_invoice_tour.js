@@ -14,7 +14,12 @@ registry.category("web_tour.tours").add("prepaid_postpaid_billing_invoice_tour",
             run: "click",
         },
         {
-            content: "Manage Invoices opens first",
+            content: "The Billing dashboard opens first",
+            trigger: ".o_billing_dashboard .o_billing_goto[data-key='page_invoices']",
+            run: "click",
+        },
+        {
+            content: "Its Go to Page opens Manage Invoices",
             trigger: ".o_breadcrumb:contains(Manage Invoices)",
         },
         {
