@@ -162,12 +162,14 @@ class _ExpectedFailureFilter(logging.Filter):
         )
 
 
-class BillingDemo(models.AbstractModel):
-    _name = "billing.demo"
-    _description = "Billing Demo Data"
+class AccountChartTemplate(models.AbstractModel):
+    # The demo data's loader, where Odoo's account demo has its own (see
+    # addons/account/demo/account_demo.py): a model of its own would be one
+    # more model of the addon, without records, for the access sweep.
+    _inherit = "account.chart.template"
 
     @api.model
-    def _load_billing_history(self):
+    def _billing_load_demo_history(self):
         """Make six months of billing history with the addon's business
         methods, month after month: top-ups bought and paid, usage sent
         (``billing.charge.ingest``), the monthly recurring run
@@ -182,10 +184,10 @@ class BillingDemo(models.AbstractModel):
         lumen = self.env.ref(XMLID % "res_partner_demo_hist_lumen")
         if self.env["billing.recurring"].search_count([("partner_id", "=", lumen.id)]):
             return  # made already
-        self.with_company(company)._demo_make_history(company)
+        self.with_company(company)._billing_demo_make_history(company)
 
     @api.model
-    def _demo_make_history(self, company):
+    def _billing_demo_make_history(self, company):
         started = systime.monotonic()
         today = fields.Date.context_today(self)
         now = fields.Datetime.now()
@@ -201,11 +203,11 @@ class BillingDemo(models.AbstractModel):
                 ],
                 limit=1,
             ),
-            "provider": self._demo_online_provider(),
+            "provider": self._billing_demo_online_provider(),
         }
-        schedules = self._demo_create_schedules(context)
+        schedules = self._billing_demo_create_schedules(context)
         for months_ago in range(HISTORY_MONTHS, -1, -1):
-            self._demo_month(context, schedules, months_ago)
+            self._billing_demo_month(context, schedules, months_ago)
         # The consumption of prepaid usage, booked as the scheduled action does.
         self.env["billing.wallet"]._post_consumption_run()
         _logger.info(
@@ -217,7 +219,7 @@ class BillingDemo(models.AbstractModel):
     # -------------------------------------------------------------------------
 
     @api.model
-    def _demo_online_provider(self):
+    def _billing_demo_online_provider(self):
         """The demo payment provider of Odoo's payment_demo, when it is
         installed and enabled: online payments go through it."""
         provider = self.env.ref(
@@ -232,14 +234,14 @@ class BillingDemo(models.AbstractModel):
         return self.env["payment.provider"]
 
     @api.model
-    def _demo_month_start(self, context, months_ago):
+    def _billing_demo_month_start(self, context, months_ago):
         return context["today"].replace(day=1) - relativedelta(months=months_ago)
 
     @api.model
-    def _demo_create_schedules(self, context):
+    def _billing_demo_create_schedules(self, context):
         """The recurring invoices of the postpaid customers, monthly on the 1st,
         the first one the oldest month of the history."""
-        first = self._demo_month_start(context, HISTORY_MONTHS)
+        first = self._billing_demo_month_start(context, HISTORY_MONTHS)
         vals_list = []
         for key, plan in CUSTOMERS.items():
             if "schedule" not in plan:
@@ -278,20 +280,46 @@ class BillingDemo(models.AbstractModel):
                 ]
             vals_list.append(vals)
         schedules = self.env["billing.recurring"].create(vals_list)
+        # Harbor Logistics, whose invoicing is off, paused its contract: its
+        # recurring invoice is stopped.
+        self.env["billing.recurring"].create(
+            {
+                "partner_id": self.env.ref(
+                    XMLID % "res_partner_demo_postpaid_paused"
+                ).id,
+                "company_id": context["company"].id,
+                "next_date": context["today"].replace(day=1) + relativedelta(months=1),
+                "generation_mode": "draft",
+                "send_email": False,
+                "state": "stopped",
+                "line_ids": [
+                    Command.create(
+                        {
+                            "product_id": self.env.ref(
+                                XMLID % "product_product_demo_platform"
+                            ).id,
+                            "name": "Messaging Platform",
+                            "quantity": 1,
+                            "price_unit": 49.0,
+                        }
+                    )
+                ],
+            }
+        )
         return {schedule.partner_id.id: schedule for schedule in schedules}
 
     @api.model
-    def _demo_month(self, context, schedules, months_ago):
+    def _billing_demo_month(self, context, schedules, months_ago):
         """One month of the history, in the order the days bring it."""
-        start = self._demo_month_start(context, months_ago)
-        self._demo_topups(context, months_ago, start)
+        start = self._billing_demo_month_start(context, months_ago)
+        self._billing_demo_topups(context, months_ago, start)
         if not months_ago:
-            self._demo_wallet_invoice(context)
-        self._demo_usage(context, months_ago, start)
+            self._billing_demo_wallet_invoice(context)
+        self._billing_demo_usage(context, months_ago, start)
         if not months_ago:
-            self._demo_break_schedule(schedules)
+            self._billing_demo_break_schedule(schedules)
         run_day = context["today"] if not months_ago else start
-        runs = self._demo_run(context, run_day, schedules)
+        runs = self._billing_demo_run(context, run_day, schedules)
         if months_ago:
             # The run of that month, as the scheduler made it that day.
             when = datetime.combine(run_day, time(2, 0))
@@ -321,10 +349,10 @@ class BillingDemo(models.AbstractModel):
                 pay_day = min(start + timedelta(days=days), context["today"])
                 to_pay[method, pay_day, share] |= invoice
         for (method, pay_day, share), moves in sorted(to_pay.items()):
-            self._demo_pay(context, moves, method, pay_day, share)
+            self._billing_demo_pay(context, moves, method, pay_day, share)
 
     @api.model
-    def _demo_topups(self, context, months_ago, start):
+    def _billing_demo_topups(self, context, months_ago, start):
         """The credit packages bought in the month, on its 1st, paid at once."""
         plans = [
             (key, plan[months_ago])
@@ -360,10 +388,10 @@ class BillingDemo(models.AbstractModel):
         ):
             by_method[method] |= invoice
         for method, moves in sorted(by_method.items()):
-            self._demo_pay(context, moves, method, start)
+            self._billing_demo_pay(context, moves, method, start)
 
     @api.model
-    def _demo_wallet_invoice(self, context):
+    def _billing_demo_wallet_invoice(self, context):
         """Brightwave Media's Sender ID of this month: a product paid from the
         wallet, which pays the invoice when it is posted."""
         invoice = self.env["account.move"].create(
@@ -388,7 +416,7 @@ class BillingDemo(models.AbstractModel):
         invoice.action_post()
 
     @api.model
-    def _demo_usage(self, context, months_ago, start):
+    def _billing_demo_usage(self, context, months_ago, start):
         """The usage records of the month, sent in one ingest call: spread
         over its days, up to now for the current month."""
         rng = context["rng"]
@@ -438,7 +466,7 @@ class BillingDemo(models.AbstractModel):
             )
 
     @api.model
-    def _demo_break_schedule(self, schedules):
+    def _billing_demo_break_schedule(self, schedules):
         """A goodwill credit larger than the monthly fee, added to Quayside
         Motors' recurring invoice: its invoice total is negative, which Odoo
         refuses to post, so this month's run fails for this customer (a credit
@@ -452,7 +480,7 @@ class BillingDemo(models.AbstractModel):
                             "product_id": self.env.ref(
                                 XMLID % "product_product_demo_platform"
                             ).id,
-                            "name": "Goodwill credit for the March outage",
+                            "name": "Goodwill credit for the network outage",
                             "quantity": 1,
                             "price_unit": -250.0,
                         }
@@ -462,17 +490,17 @@ class BillingDemo(models.AbstractModel):
         )
 
     @api.model
-    def _demo_run(self, context, run_day, schedules):
+    def _billing_demo_run(self, context, run_day, schedules):
         """The recurring run of ``run_day``."""
         partner = self.env.ref(XMLID % "res_partner_demo_hist_quayside")
-        with self._demo_expected_failure(partner.display_name):
+        with self._billing_demo_expected_failure(partner.display_name):
             return self.env["billing.recurring"]._billing_run(
                 today=run_day, companies=context["company"]
             )
 
     @api.model
     @contextmanager
-    def _demo_expected_failure(self, partner_name):
+    def _billing_demo_expected_failure(self, partner_name):
         logger = logging.getLogger(RECURRING_LOGGER)
         log_filter = _ExpectedFailureFilter(partner_name)
         logger.addFilter(log_filter)
@@ -482,7 +510,7 @@ class BillingDemo(models.AbstractModel):
             logger.removeFilter(log_filter)
 
     @api.model
-    def _demo_pay(self, context, invoices, method, pay_day, share=1.0):
+    def _billing_demo_pay(self, context, invoices, method, pay_day, share=1.0):
         """Pay ``share`` of each of ``invoices`` on ``pay_day`` by ``method``."""
         if method == "online" and not context["provider"]:
             method = "bank"
@@ -496,7 +524,7 @@ class BillingDemo(models.AbstractModel):
                     invoice.amount_total * share
                 )
             if method == "online":
-                self._demo_pay_online(
+                self._billing_demo_pay_online(
                     context,
                     invoice,
                     pay_day,
@@ -511,7 +539,7 @@ class BillingDemo(models.AbstractModel):
             ).action_create_payments()
 
     @api.model
-    def _demo_pay_online(self, context, invoice, pay_day, amount):
+    def _billing_demo_pay_online(self, context, invoice, pay_day, amount):
         """A payment of the demo provider, confirmed by its notification and
         post-processed as the provider's return does; its payment dated the
         day the customer paid."""

@@ -179,6 +179,10 @@ class TestBillingDemoHistory(TransactionCase):
         self.assertEqual(
             set((runs - failed).mapped("state")), {"done"}, "the earlier runs"
         )
+        # Running schedules, and a stopped one.
+        Recurring = self.env["billing.recurring"]
+        self.assertTrue(Recurring.search([("state", "=", "stopped")]))
+        self.assertGreaterEqual(Recurring.search_count([("state", "=", "running")]), 7)
         # The monthly runs, one a month.
         self.assertEqual(
             len(set((runs - failed).mapped(lambda run: run.date_start.date()))), 5
