@@ -162,11 +162,12 @@ class _ExpectedFailureFilter(logging.Filter):
         )
 
 
-class AccountChartTemplate(models.AbstractModel):
-    # The demo data's loader, where Odoo's account demo has its own (see
-    # addons/account/demo/account_demo.py): a model of its own would be one
-    # more model of the addon, without records, for the access sweep.
-    _inherit = "account.chart.template"
+class IrDemo(models.TransientModel):
+    # The loader of the billing history, on Odoo's model of the demo data: a
+    # model of its own would be one more model of the addon without records
+    # (see the access sweep's NO_RECORDS); account.chart.template, where Odoo's
+    # account demo has its loader, is extended in models/ already.
+    _inherit = "ir.demo"
 
     @api.model
     def _billing_load_demo_history(self):
