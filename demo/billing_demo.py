@@ -31,28 +31,28 @@ CUSTOMERS = {
             [("product_product_demo_platform", "Messaging Platform", 49.0)],
         ),
         "allowance": ("product_product_demo_sms", 1000),
-        "usage": (4, (400, 1200), 2, (40, 120)),
+        "usage": (12, (130, 400), 6, (12, 40)),
     },
     "res_partner_demo_hist_verde": {
         "schedule": (
             "confirm",
             [("product_product_demo_platform", "Messaging Platform", 49.0)],
         ),
-        "usage": (3, (300, 900), 2, (30, 90)),
+        "usage": (9, (100, 300), 6, (10, 30)),
     },
     "res_partner_demo_hist_polar": {
         "schedule": (
             "confirm",
             [("product_product_demo_platform", "Messaging Platform", 39.0)],
         ),
-        "usage": (3, (150, 400), 1, (10, 40)),
+        "usage": (9, (50, 130), 3, (3, 12)),
     },
     "res_partner_demo_hist_quayside": {
         "schedule": (
             "confirm",
             [("product_product_demo_platform", "Messaging Platform", 49.0)],
         ),
-        "usage": (2, (200, 500), 1, (20, 60)),
+        "usage": (6, (65, 170), 3, (6, 20)),
     },
     "res_partner_demo_hist_delta": {
         "schedule": (
@@ -62,14 +62,14 @@ CUSTOMERS = {
                 ("product_product_demo_number", "Virtual number", 5.0),
             ],
         ),
-        "usage": (4, (300, 1000), 2, (20, 80)),
+        "usage": (12, (100, 330), 6, (6, 26)),
     },
     "res_partner_demo_hist_mitte": {
         "schedule": (
             "confirm",
             [("product_product_demo_platform", "Messaging Platform", 39.0)],
         ),
-        "usage": (2, (100, 300), 1, (10, 30)),
+        "usage": (6, (33, 100), 3, (3, 10)),
         "usage_from": "current",
     },
     "res_partner_demo_hist_nordlys": {
@@ -80,15 +80,13 @@ CUSTOMERS = {
                 ("product_product_demo_number", "Appointment line", 5.0),
             ],
         ),
-        "usage": (2, (100, 300), 1, (10, 30)),
+        "usage": (6, (33, 100), 3, (3, 10)),
         "usage_from": "current",
     },
-    "res_partner_demo_hist_brightwave": {"usage": (3, (150, 300), 2, (10, 30))},
-    "res_partner_demo_hist_sable": {"usage": (3, (100, 200), 1, (20, 50))},
-    "res_partner_demo_reseller_customer_prepaid": {"usage": (2, (60, 150), 1, (5, 20))},
-    "res_partner_demo_reseller2_customer_prepaid": {
-        "usage": (2, (60, 150), 1, (5, 20))
-    },
+    "res_partner_demo_hist_brightwave": {"usage": (9, (50, 100), 6, (3, 10))},
+    "res_partner_demo_hist_sable": {"usage": (9, (33, 65), 3, (6, 16))},
+    "res_partner_demo_reseller_customer_prepaid": {"usage": (6, (20, 50), 3, (1, 6))},
+    "res_partner_demo_reseller2_customer_prepaid": {"usage": (6, (20, 50), 3, (1, 6))},
 }
 
 # Credit packages bought: customer -> {months ago: (package, quantity, method)}.
