@@ -13,8 +13,9 @@ from odoo.exceptions import UserError
 _logger = logging.getLogger(__name__)
 
 RECURRING_LOGGER = "odoo.addons.prepaid_postpaid_billing.models.billing_recurring"
-# Months of history before the current one; the recurring invoices start with
-# the oldest and bill the month before it (a platform fee only: no usage yet).
+# Months of history before the current one (six months with it); the recurring
+# invoices start on the 1st of the oldest and bill the month before it (a fixed
+# fee only: no usage yet).
 HISTORY_MONTHS = 5
 XMLID = "prepaid_postpaid_billing.%s"
 
@@ -190,7 +191,7 @@ class IrDemo(models.TransientModel):
         started = systime.monotonic()
         today = fields.Date.context_today(self)
         now = fields.Datetime.now()
-        context = {
+        history = {
             "today": today,
             "now": now,
             "company": company,
@@ -204,9 +205,9 @@ class IrDemo(models.TransientModel):
             ),
             "provider": self._billing_demo_online_provider(),
         }
-        schedules = self._billing_demo_create_schedules(context)
+        schedules = self._billing_demo_create_schedules(history)
         for months_ago in range(HISTORY_MONTHS, -1, -1):
-            self._billing_demo_month(context, schedules, months_ago)
+            self._billing_demo_month(history, schedules, months_ago)
         # The consumption of prepaid usage, booked as the scheduled action does.
         self.env["billing.wallet"]._post_consumption_run()
         _logger.info(
@@ -233,14 +234,14 @@ class IrDemo(models.TransientModel):
         return self.env["payment.provider"]
 
     @api.model
-    def _billing_demo_month_start(self, context, months_ago):
-        return context["today"].replace(day=1) - relativedelta(months=months_ago)
+    def _billing_demo_month_start(self, history, months_ago):
+        return history["today"].replace(day=1) - relativedelta(months=months_ago)
 
     @api.model
-    def _billing_demo_create_schedules(self, context):
+    def _billing_demo_create_schedules(self, history):
         """The recurring invoices of the postpaid customers, monthly on the 1st,
         the first one the oldest month of the history."""
-        first = self._billing_demo_month_start(context, HISTORY_MONTHS)
+        first = self._billing_demo_month_start(history, HISTORY_MONTHS)
         vals_list = []
         for key, plan in CUSTOMERS.items():
             if "schedule" not in plan:
@@ -248,7 +249,7 @@ class IrDemo(models.TransientModel):
             mode, lines = plan["schedule"]
             vals = {
                 "partner_id": self.env.ref(XMLID % key).id,
-                "company_id": context["company"].id,
+                "company_id": history["company"].id,
                 "interval_type": "month",
                 "interval_number": 1,
                 "invoice_day": 1,
@@ -286,8 +287,8 @@ class IrDemo(models.TransientModel):
                 "partner_id": self.env.ref(
                     XMLID % "res_partner_demo_postpaid_paused"
                 ).id,
-                "company_id": context["company"].id,
-                "next_date": context["today"].replace(day=1) + relativedelta(months=1),
+                "company_id": history["company"].id,
+                "next_date": history["today"].replace(day=1) + relativedelta(months=1),
                 "generation_mode": "draft",
                 "send_email": False,
                 "state": "stopped",
@@ -308,19 +309,22 @@ class IrDemo(models.TransientModel):
         return {schedule.partner_id.id: schedule for schedule in schedules}
 
     @api.model
-    def _billing_demo_month(self, context, schedules, months_ago):
+    def _billing_demo_month(self, history, schedules, months_ago):
         """One month of the history, in the order the days bring it."""
-        start = self._billing_demo_month_start(context, months_ago)
-        self._billing_demo_topups(context, months_ago, start)
+        start = self._billing_demo_month_start(history, months_ago)
+        self._billing_demo_topups(history, months_ago, start)
         if not months_ago:
-            self._billing_demo_wallet_invoice(context)
-        self._billing_demo_usage(context, months_ago, start)
+            self._billing_demo_wallet_invoice(history)
+        self._billing_demo_usage(history, months_ago, start)
         if not months_ago:
             self._billing_demo_break_schedule(schedules)
-        run_day = context["today"] if not months_ago else start
-        runs = self._billing_demo_run(context, run_day, schedules)
+        run_day = history["today"] if not months_ago else start
+        # The past months' runs as the scheduler made them, that day; this
+        # month's with Run Now, today.
+        runs = self._billing_demo_run(
+            history, run_day, "cron" if months_ago else "manual"
+        )
         if months_ago:
-            # The run of that month, as the scheduler made it that day.
             when = datetime.combine(run_day, time(2, 0))
             for run in runs:
                 run.write(
@@ -345,13 +349,13 @@ class IrDemo(models.TransientModel):
             plan = _invoice_payment_plan(keys[invoice.partner_id.id], months_ago)
             if plan:
                 method, days, share = plan
-                pay_day = min(start + timedelta(days=days), context["today"])
+                pay_day = min(start + timedelta(days=days), history["today"])
                 to_pay[method, pay_day, share] |= invoice
         for (method, pay_day, share), moves in sorted(to_pay.items()):
-            self._billing_demo_pay(context, moves, method, pay_day, share)
+            self._billing_demo_pay(history, moves, method, pay_day, share)
 
     @api.model
-    def _billing_demo_topups(self, context, months_ago, start):
+    def _billing_demo_topups(self, history, months_ago, start):
         """The credit packages bought in the month, on its 1st, paid at once."""
         plans = [
             (key, plan[months_ago])
@@ -387,10 +391,10 @@ class IrDemo(models.TransientModel):
         ):
             by_method[method] |= invoice
         for method, moves in sorted(by_method.items()):
-            self._billing_demo_pay(context, moves, method, start)
+            self._billing_demo_pay(history, moves, method, start)
 
     @api.model
-    def _billing_demo_wallet_invoice(self, context):
+    def _billing_demo_wallet_invoice(self, history):
         """Brightwave Media's Sender ID of this month: a product paid from the
         wallet, which pays the invoice when it is posted."""
         invoice = self.env["account.move"].create(
@@ -399,7 +403,7 @@ class IrDemo(models.TransientModel):
                 "partner_id": self.env.ref(
                     XMLID % "res_partner_demo_hist_brightwave"
                 ).id,
-                "invoice_date": context["today"],
+                "invoice_date": history["today"],
                 "invoice_line_ids": [
                     Command.create(
                         {
@@ -415,13 +419,13 @@ class IrDemo(models.TransientModel):
         invoice.action_post()
 
     @api.model
-    def _billing_demo_usage(self, context, months_ago, start):
+    def _billing_demo_usage(self, history, months_ago, start):
         """The usage records of the month, sent in one ingest call: spread
         over its days, up to now for the current month."""
-        rng = context["rng"]
+        rng = history["rng"]
         end = min(
             datetime.combine(start + relativedelta(months=1), time.min),
-            context["now"] - timedelta(minutes=5),
+            history["now"] - timedelta(minutes=5),
         )
         begin = datetime.combine(start, time(0, 0))
         # Prepaid usage after the top-ups of the 1st.
@@ -489,12 +493,12 @@ class IrDemo(models.TransientModel):
         )
 
     @api.model
-    def _billing_demo_run(self, context, run_day, schedules):
+    def _billing_demo_run(self, history, run_day, trigger):
         """The recurring run of ``run_day``."""
         partner = self.env.ref(XMLID % "res_partner_demo_hist_quayside")
         with self._billing_demo_expected_failure(partner.display_name):
             return self.env["billing.recurring"]._billing_run(
-                today=run_day, companies=context["company"]
+                trigger=trigger, today=run_day, companies=history["company"]
             )
 
     @api.model
@@ -509,9 +513,9 @@ class IrDemo(models.TransientModel):
             logger.removeFilter(log_filter)
 
     @api.model
-    def _billing_demo_pay(self, context, invoices, method, pay_day, share=1.0):
+    def _billing_demo_pay(self, history, invoices, method, pay_day, share=1.0):
         """Pay ``share`` of each of ``invoices`` on ``pay_day`` by ``method``."""
-        if method == "online" and not context["provider"]:
+        if method == "online" and not history["provider"]:
             method = "bank"
         if method == "wallet":
             invoices.action_billing_pay_from_wallet()
@@ -524,7 +528,7 @@ class IrDemo(models.TransientModel):
                 )
             if method == "online":
                 self._billing_demo_pay_online(
-                    context,
+                    history,
                     invoice,
                     pay_day,
                     amounts.get("amount", invoice.amount_residual),
@@ -534,15 +538,15 @@ class IrDemo(models.TransientModel):
             self.env["account.payment.register"].with_context(
                 active_model="account.move", active_ids=invoice.ids
             ).create(
-                {"journal_id": context["bank"].id, "payment_date": pay_day, **amounts}
+                {"journal_id": history["bank"].id, "payment_date": pay_day, **amounts}
             ).action_create_payments()
 
     @api.model
-    def _billing_demo_pay_online(self, context, invoice, pay_day, amount):
+    def _billing_demo_pay_online(self, history, invoice, pay_day, amount):
         """A payment of the demo provider, confirmed by its notification and
         post-processed as the provider's return does; its payment dated the
         day the customer paid."""
-        provider = context["provider"]
+        provider = history["provider"]
         Transaction = self.env["payment.transaction"]
         tx = Transaction.create(
             {

@@ -183,6 +183,7 @@ class TestBillingDemoHistory(TransactionCase):
         Recurring = self.env["billing.recurring"]
         self.assertTrue(Recurring.search([("state", "=", "stopped")]))
         self.assertGreaterEqual(Recurring.search_count([("state", "=", "running")]), 7)
+        self.assertEqual(set((runs - failed).mapped("trigger")), {"cron"})
         # The monthly runs, one a month.
         self.assertEqual(
             len(set((runs - failed).mapped(lambda run: run.date_start.date()))), 5
