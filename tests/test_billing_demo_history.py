@@ -219,3 +219,59 @@ class TestBillingDemoHistory(TransactionCase):
         }
         self.assertTrue(modes["prepaid"])
         self.assertTrue(modes["postpaid"].filtered("billing_recurring_id"))
+
+    def test_dashboard_is_alive(self):
+        """The dashboard of the demo, on its default period (this month), shows
+        figures in every tile that the history makes this month, and this
+        year's history has figures in all of them."""
+        Dashboard = self.env["billing.dashboard"]
+        month = Dashboard.get_dashboard_data({})
+        figures = {
+            figure["key"]: figure
+            for tile in month["tiles"]
+            for figure in (tile, *tile["subs"])
+        }
+        for key in ("total", "posted", "draft", "paid", "unsettled", "payments"):
+            with self.subTest(period="this month", figure=key):
+                self.assertGreater(figures[key]["count"], 0)
+        self.assertGreater(figures["wallet"]["amount"], 0)
+        self.assertGreater(month["recurring"]["running"], 0)
+        self.assertEqual(month["recurring"]["last_run"]["failure_count"], 1)
+        self.assertEqual(
+            month["recurring"]["last_run"]["failures"][0]["partner"],
+            self.quayside.display_name,
+        )
+        self.assertEqual(len(month["invoices"]["latest"]), 5)
+        self.assertEqual(len(month["payments"]["latest"]), 5)
+        year = Dashboard.get_dashboard_data(
+            {
+                "period": "custom",
+                "date_from": fields.Date.to_string(
+                    self.month_start - relativedelta(months=5)
+                ),
+                "date_to": fields.Date.to_string(self.today),
+            }
+        )
+        figures = {
+            figure["key"]: figure
+            for tile in year["tiles"]
+            for figure in (tile, *tile["subs"])
+        }
+        for key in (
+            "posted",
+            "paid",
+            "unpaid",
+            "partial",
+            "overdue",
+            "payments_bank",
+            "payments_online",
+            "payments_wallet",
+        ):
+            with self.subTest(period="six months", figure=key):
+                self.assertGreater(figures[key]["count"], 0)
+        for reseller in (self.env.ref(RELAY), self.env.ref(AURORA)):
+            with self.subTest(reseller=reseller.name):
+                theirs = Dashboard.get_dashboard_data(
+                    {**year["filters"], "reseller_id": reseller.id}
+                )
+                self.assertGreater(theirs["tiles"][0]["count"], 0)
