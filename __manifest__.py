@@ -61,6 +61,7 @@
         "demo/billing_recurring_demo.xml",
         "demo/reseller_demo.xml",
         "demo/service_demo.xml",
+        "demo/billing_history_demo.xml",
     ],
     "post_init_hook": "post_init_hook",
 }

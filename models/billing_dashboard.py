@@ -91,6 +91,7 @@ class BillingDashboard(models.AbstractModel):
         action.update(
             {
                 "name": label,
+                "display_name": label,
                 "domain": domain,
                 "context": {"create": False},
                 "target": "current",

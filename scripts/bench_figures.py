@@ -1220,22 +1220,26 @@ def _bench_dashboard_measure(env, user):
 
 def _bench_dashboard_copies(env, moves, total):
     """Grow the customer invoices to ``total`` with copies of the rows of
-    ``moves`` in SQL (their own numbers, their lines not copied): the
+    ``moves`` in SQL (numbered apart, their lines not copied): the
     dashboard reads the invoices' rows, never their lines, and making 100,000
     real invoices through the ORM takes hours here."""
     env.flush_all()
     env.cr.execute(
         "SELECT column_name FROM information_schema.columns "
-        "WHERE table_name = 'account_move' AND column_name NOT IN ('id', 'name')"
+        "WHERE table_name = 'account_move' "
+        "AND column_name NOT IN ('id', 'name', 'sequence_prefix')"
     )
     columns = [row[0] for row in env.cr.fetchall()]
     copies = -(-(total - len(moves)) // len(moves))  # rounded up
     env.cr.execute(
         SQL(
             """
-            INSERT INTO account_move (name, %(columns)s)
+            INSERT INTO account_move (name, sequence_prefix, %(columns)s)
             SELECT CASE WHEN move.name IS NULL OR move.name = '/' THEN move.name
-                        ELSE move.name || '-' || copy END, %(source)s
+                        ELSE 'COPY ' || copy || ' ' || move.name END,
+                   -- A numbering of their own: the journal's next number is
+                   -- still the one after its real invoices.
+                   'COPY ' || copy || ' ' || move.sequence_prefix, %(source)s
               FROM account_move move, generate_series(1, %(copies)s) copy
              WHERE move.id = ANY(%(ids)s)
              ORDER BY copy, move.id

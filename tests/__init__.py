@@ -37,4 +37,5 @@ from . import test_billing_service
 from . import test_billing_service_queries
 from . import test_billing_service_concurrency
 from . import test_billing_service_demo
+from . import test_billing_demo_history
 from . import test_billing_dashboard_tour

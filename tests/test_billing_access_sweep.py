@@ -98,6 +98,8 @@ NO_RECORDS = {
     "billing.invoice.register.xlsx": "abstract report builder, no table",
     "billing.wizard.mixin": "abstract checks of the wizards, no table; swept on "
     "the wizards using it",
+    "billing.dashboard": "abstract figures of the dashboard, no table; its public "
+    "methods are swept",
 }
 # The routes of the addon's controllers TestBillingAccessSweepHttp covers.
 COVERED_ROUTES = {
@@ -562,8 +564,9 @@ class BillingAccessSweepCommon(BillingRecurringCommon):
         addon, on every model of the registry."""
         found = {}
         for name, model in self.env.registry.items():
-            # An abstract model's methods are swept on the models using it.
-            if model._abstract:
+            # An abstract model's methods are swept on the models using it;
+            # one that no model uses is called for itself (billing.dashboard).
+            if model._abstract and model._inherit_children:
                 continue
             for cls in model.__mro__:
                 if not (cls.__module__ or "").startswith(ADDON_PACKAGE):
@@ -975,7 +978,7 @@ class TestBillingAccessSweep(BillingAccessSweepCommon):
                         .with_context(**context)
                     )
                     what = (
-                        f"{who}: {model}({record.id or ''}).{method}() "
+                        f"{who}: {model}({','.join(map(str, record.ids))}).{method}() "
                         f"[record of {label}]"
                     )
 
@@ -1299,6 +1302,18 @@ class TestBillingAccessSweep(BillingAccessSweepCommon):
                 {"active_model": "account.move", "active_ids": foreign_moves},
             ),
             ("res.config.settings", "get_values"): ((), {}, {}),
+            # The whole year of the fixtures: the figures and the latest records
+            # of the user's own company, nothing of the other's.
+            ("billing.dashboard", "get_dashboard_data"): (
+                ({"period": "this_year"},),
+                {},
+                {},
+            ),
+            ("billing.dashboard", "action_open"): (
+                ("total", {"period": "this_year"}),
+                {},
+                {},
+            ),
             ("res.partner", "create"): (
                 (
                     [
