@@ -119,9 +119,7 @@ export class BillingDashboard extends Component {
             key,
             this.state.filters,
         ]);
-        // The breadcrumb shows display_name, which still names the list the
-        // figure's action was made from: show the figure's own name.
-        return this.action.doAction({...action, display_name: action.name});
+        return this.action.doAction(action);
     }
 
     openRecord(resModel, resId) {
