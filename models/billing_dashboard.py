@@ -73,17 +73,19 @@ class BillingDashboard(models.AbstractModel):
             "page_recurring": "prepaid_postpaid_billing.billing_recurring_action",
             "page_payments": "prepaid_postpaid_billing.account_payment_action_billing",
         }
-        if key in pages:
-            return self.env["ir.actions.act_window"]._for_xml_id(pages[key])
-        if key == "last_run":
-            return self._last_run_action(scope)
         figures = self._figure_domains(scope)
-        if key not in figures:
+        if not isinstance(key, str) or not (
+            key in pages or key in figures or key == "last_run"
+        ):
             raise UserError(
                 self.env._(
                     "The Billing dashboard has no figure %(key)s.", key=repr(key)
                 )
             )
+        if key in pages:
+            return self.env["ir.actions.act_window"]._for_xml_id(pages[key])
+        if key == "last_run":
+            return self._last_run_action(scope)
         model, domain, label = figures[key]
         action = self.env["ir.actions.act_window"]._for_xml_id(
             self._figure_action_xmlid(model)
@@ -261,6 +263,18 @@ class BillingDashboard(models.AbstractModel):
             domain.append(("billing_reseller_id", "=", scope["reseller"].id))
         return domain
 
+    def _partner_reseller_domain(self, scope):
+        """Records of a partner whose customer is of the reseller of the filter."""
+        if not scope["reseller"]:
+            return []
+        return [
+            (
+                "partner_id.commercial_partner_id.billing_reseller_id",
+                "=",
+                scope["reseller"].id,
+            )
+        ]
+
     def _payment_domain(self, scope):
         domain = [
             ("partner_type", "=", "customer"),
@@ -270,15 +284,7 @@ class BillingDashboard(models.AbstractModel):
             ("date", ">=", scope["date_from"]),
             ("date", "<=", scope["date_to"]),
         ]
-        if scope["reseller"]:
-            domain.append(
-                (
-                    "partner_id.commercial_partner_id.billing_reseller_id",
-                    "=",
-                    scope["reseller"].id,
-                )
-            )
-        return domain
+        return domain + self._partner_reseller_domain(scope)
 
     def _wallet_domain(self, scope):
         """The wallet account's journal items up to the end of the period: their
@@ -289,15 +295,7 @@ class BillingDashboard(models.AbstractModel):
             ("company_id", "=", scope["company"].id),
             ("date", "<=", scope["date_to"]),
         ]
-        if scope["reseller"]:
-            domain.append(
-                (
-                    "partner_id.commercial_partner_id.billing_reseller_id",
-                    "=",
-                    scope["reseller"].id,
-                )
-            )
-        return domain
+        return domain + self._partner_reseller_domain(scope)
 
     def _figure_domains(self, scope):
         """Every figure of the dashboard: key -> (model, domain, label)."""
@@ -305,16 +303,7 @@ class BillingDashboard(models.AbstractModel):
         posted = [*invoices, ("state", "=", "posted")]
         payments = self._payment_domain(scope)
         move, payment = "account.move", "account.payment"
-        method_labels = dict(
-            self.env["account.payment"]
-            ._fields["billing_payment_method"]
-            ._description_selection(self.env)
-        )
-        due_labels = dict(
-            self.env["account.move"]
-            ._fields["billing_due_status"]
-            ._description_selection(self.env)
-        )
+        method_labels = self._payment_method_labels()
         figures = {
             "total": (move, invoices, self.env._("Invoices")),
             "posted": (move, posted, self.env._("Approved Invoices")),
@@ -350,7 +339,7 @@ class BillingDashboard(models.AbstractModel):
             ),
             "payments": (payment, payments, self.env._("Payments Received")),
         }
-        for status, label in due_labels.items():
+        for status, label in self._due_labels().items():
             figures[status] = (
                 move,
                 [*invoices, ("billing_due_status", "=", status)],

@@ -254,6 +254,8 @@ class TestBillingDashboard(BillingWalletCommon):
             self.assertEqual(self.Dashboard.action_open(page)["res_model"], model)
         with self.assertRaisesRegex(UserError, "no figure 'revenue'"):
             self.Dashboard.action_open("revenue")
+        with self.assertRaisesRegex(UserError, r"no figure \['total'\]"):
+            self.Dashboard.action_open(["total"])
 
     def test_periods(self):
         with freeze_time(TODAY):
