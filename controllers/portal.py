@@ -1,5 +1,5 @@
 from odoo import Command, http
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, MissingError, UserError
 from odoo.http import request
 
 from odoo.addons.portal.controllers.portal import CustomerPortal
@@ -133,4 +133,35 @@ class BillingPortal(CustomerPortal):
             return request.redirect("/my/wallet?error=invoice")
         return request.redirect(
             invoice.get_portal_url(query_string="&payment=True", anchor="portal_pay")
+        )
+
+    @http.route(
+        ["/my/invoices/<int:invoice_id>/pay_from_wallet"],
+        type="http",
+        auth="user",
+        methods=["POST"],
+        website=True,
+    )
+    def portal_my_invoice_pay_from_wallet(self, invoice_id, **kw):
+        """Pay all that the portal user's own open invoice still owes from the
+        wallet, as the backend's Pay from Wallet does, when the balance covers
+        it; back to the invoice's page, which says what happened."""
+        try:
+            invoice = self._document_check_access("account.move", invoice_id)
+        except (AccessError, MissingError):
+            return request.not_found()
+        outcome = "paid"
+        try:
+            # sudo: the invoice was checked just above to be readable by the user,
+            # and _portal_pay_invoice pays it only for its own customer, from that
+            # customer's wallet, when the balance covers all it owes.
+            request.env["billing.wallet"].sudo()._portal_pay_invoice(
+                invoice, self._billing_customer()
+            )
+        except AccessError:
+            return request.not_found()
+        except UserError:
+            outcome = "refused"
+        return request.redirect(
+            invoice.get_portal_url(query_string=f"&billing_wallet={outcome}")
         )

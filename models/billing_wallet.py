@@ -7,7 +7,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from psycopg2 import errors
 
 from odoo import api, fields, models
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, UserError
 from odoo.tools import SQL, float_compare, float_round, formatLang
 
 from .account_move import OPEN_STATES, PAID_STATES
@@ -630,6 +630,64 @@ class BillingWallet(models.Model):
         """Whether this wallet's exact balance covers ``amount`` (no wallet:
         a balance of 0)."""
         return float_compare(self.balance, amount, precision_digits=USAGE_DIGITS) >= 0
+
+    @api.model
+    def _portal_wallet_for_invoice(self, invoice, partner):
+        """The wallet of ``partner``'s customer when it covers all that
+        ``invoice`` still owes and the invoice is that customer's and can be
+        paid from the wallet; else an empty recordset (the portal's *Pay from
+        Wallet* is then not offered)."""
+        wallet = self._get_wallet(invoice.partner_id, invoice.company_id, create=False)
+        if (
+            not wallet
+            or invoice.partner_id.commercial_partner_id != partner.commercial_partner_id
+        ):
+            return self.browse()
+        try:
+            invoice._billing_check_wallet_payable()
+        except UserError:
+            return self.browse()
+        if (
+            invoice.currency_id.compare_amounts(
+                wallet._spendable(), invoice.amount_residual
+            )
+            < 0
+        ):
+            return self.browse()
+        return wallet
+
+    @api.model
+    def _portal_pay_invoice(self, invoice, partner):
+        """Pay all that ``invoice`` still owes from the wallet, for ``partner``
+        in the portal: only the invoice's own customer, only when the balance
+        covers it (a part payment is the billing staff's, in the backend)."""
+        if invoice.partner_id.commercial_partner_id != partner.commercial_partner_id:
+            raise AccessError(
+                self.env._(
+                    "Invoice %(invoice)s is not yours to pay from your wallet.",
+                    invoice=invoice.display_name,
+                )
+            )
+        invoice._billing_check_wallet_payable()
+        if not self._portal_wallet_for_invoice(invoice, partner):
+            wallet = self._get_wallet(
+                invoice.partner_id, invoice.company_id, create=False
+            )
+            raise UserError(
+                self.env._(
+                    "Invoice %(invoice)s cannot be paid from your wallet: it holds "
+                    "%(balance)s and %(due)s is due.",
+                    invoice=invoice.display_name,
+                    balance=self._format_amount_exact(
+                        wallet.balance if wallet else 0.0,
+                        invoice.company_id.currency_id,
+                    ),
+                    due=self._format_amount_exact(
+                        invoice.amount_residual, invoice.company_id.currency_id
+                    ),
+                )
+            )
+        invoice._billing_pay_from_wallet(invoice.amount_residual)
 
     def _spendable(self):
         """What this wallet can pay in its currency: the balance rounded down to

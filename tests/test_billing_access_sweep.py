@@ -107,6 +107,8 @@ COVERED_ROUTES = {
     "/my/wallet/buy",
     "/billing/invoice_register/<int:register_id>",
     "/billing/charge_history/<int:invoice_id>",
+    # Pay from Wallet on the portal invoice page: TestBillingWalletPortalPay.
+    "/my/invoices/<int:invoice_id>/pay_from_wallet",
     # The reseller portal: TestBillingResellerPortalSweep.
     "/my/customers",
     "/my/customers/page/<int:page>",
