@@ -465,12 +465,12 @@ class BillingDashboard(models.AbstractModel):
             ),
         ]
 
+    def _labels(self, model, field):
+        """{value: label} of the selection ``field`` of ``model``, translated."""
+        return dict(self.env[model]._fields[field]._description_selection(self.env))
+
     def _payment_method_labels(self):
-        return dict(
-            self.env["account.payment"]
-            ._fields["billing_payment_method"]
-            ._description_selection(self.env)
-        )
+        return self._labels("account.payment", "billing_payment_method")
 
     def _invoice_figures(self, scope):
         """Counts and amounts of the invoices of the period by status, from one
@@ -534,11 +534,7 @@ class BillingDashboard(models.AbstractModel):
         return due
 
     def _due_labels(self):
-        return dict(
-            self.env["account.move"]
-            ._fields["billing_due_status"]
-            ._description_selection(self.env)
-        )
+        return self._labels("account.move", "billing_due_status")
 
     def _payment_figures(self, scope):
         groups = self.env["account.payment"]._read_group(
@@ -591,10 +587,8 @@ class BillingDashboard(models.AbstractModel):
             order="date desc, id desc",
             limit=SUMMARY_LIMIT,
         )
-        states = dict(Move._fields["state"]._description_selection(self.env))
-        payment_states = dict(
-            Move._fields["payment_state"]._description_selection(self.env)
-        )
+        states = self._labels("account.move", "state")
+        payment_states = self._labels("account.move", "payment_state")
         due_labels = self._due_labels()
         return [
             {
@@ -666,7 +660,7 @@ class BillingDashboard(models.AbstractModel):
             order="state, next_date, id",
             limit=SUMMARY_LIMIT,
         )
-        states = dict(Recurring._fields["state"]._description_selection(self.env))
+        states = self._labels("billing.recurring", "state")
         return {
             **counts,
             "next_date": next_date,
@@ -698,7 +692,7 @@ class BillingDashboard(models.AbstractModel):
         failures = self.env["billing.run.failure"].search_fetch(
             [("run_id", "=", run.id)], ["partner_id", "error"], limit=FAILURE_LIMIT
         )
-        states = dict(run._fields["state"]._description_selection(self.env))
+        states = self._labels("billing.run", "state")
         return {
             "id": run.id,
             "name": run.name,
