@@ -20,6 +20,16 @@ def portal_wallet():
     )
 
 
+def billing_portal_customer():
+    """The billing customer the portal user acts for: their commercial partner,
+    for portal users only (an employee is not a customer of the company; their
+    /my pages show no billing entries). Empty otherwise."""
+    user = request.env.user
+    if not user._is_portal():
+        return request.env["res.partner"]
+    return user.partner_id.commercial_partner_id
+
+
 def format_portal_amount(amount):
     """A wallet amount as the portal shows it: with the currency's decimals,
     or PORTAL_DIGITS where the exact amount has more (usage at fractions of a
@@ -33,10 +43,18 @@ class BillingPortal(CustomerPortal):
     def _prepare_home_portal_values(self, counters):
         values = super()._prepare_home_portal_values(counters)
         if "billing_wallet_count" in counters:
-            values["billing_wallet_count"] = (
-                1 if self._billing_wallet_packages() or (portal_wallet()) else 0
-            )
+            values["billing_wallet_count"] = self._billing_wallet_counter()
         return values
+
+    def _billing_wallet_counter(self):
+        """What the portal home shows on its Wallet entry: the balance of the
+        billing customer's wallet, for a customer who has one or is prepaid (and
+        can buy credit); 0, which hides the entry, for anyone else."""
+        customer = billing_portal_customer()
+        wallet = portal_wallet() if customer else None
+        if not customer or not (wallet or customer.billing_mode == "prepaid"):
+            return 0
+        return format_portal_amount(wallet.balance)
 
     # -------------------------------------------------------------------------
     # Helpers

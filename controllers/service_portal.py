@@ -6,7 +6,7 @@ from odoo.osv import expression
 from odoo.addons.portal.controllers.portal import CustomerPortal
 from odoo.addons.portal.controllers.portal import pager as portal_pager
 
-from .portal import format_portal_amount
+from .portal import billing_portal_customer, format_portal_amount
 
 # Session key of the result of the last change of a service, shown once.
 SERVICE_RESULT_KEY = "billing_service_portal_result"
@@ -25,7 +25,7 @@ class BillingServicePortal(CustomerPortal):
             Service = request.env["billing.service"]
             values["billing_service_count"] = (
                 Service.search_count(self._billing_services_domain())
-                if Service.has_access("read")
+                if billing_portal_customer() and Service.has_access("read")
                 else 0
             )
         return values

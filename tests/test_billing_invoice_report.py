@@ -366,6 +366,49 @@ class TestBillingInvoiceReportPortal(BillingInvoiceReportCommon, HttpCase):
         self.assertEqual(payment_page.status_code, 200)
         self.assertIn('id="portal_pay"', payment_page.text)
 
+    def test_customer_sees_qr_code_and_charge_history_on_portal(self):
+        """The customer, logged in on the portal: the invoice page links to the
+        charge history, which downloads as Excel, and its preview shows the
+        payment QR code of the PDF; another customer gets neither."""
+        invoice = self._recurring_invoice()
+        new_test_user(
+            self.env,
+            login="report_customer",
+            groups="base.group_portal",
+            partner_id=self.postpaid.id,
+        )
+        self.authenticate("report_customer", "report_customer")
+        page = self.url_open(f"/my/invoices/{invoice.id}")
+        self.assertEqual(page.status_code, 200)
+        document = html.document_fromstring(page.content)
+        links = document.xpath("//a[hasclass('o_billing_charge_history_btn')]")
+        self.assertEqual(
+            [link.get("href") for link in links],
+            [f"/billing/charge_history/{invoice.id}"],
+        )
+        iframe = document.xpath("//iframe[@id='invoice_html']")[0]
+        preview = self.url_open(iframe.get("src"))
+        self.assertEqual(preview.status_code, 200)
+        images = self._qr_images(html.document_fromstring(preview.content))
+        self.assertEqual(len(images), 1)
+        self.assertQrEncodes(images[0].get("src"), invoice._billing_payment_url())
+        history = self.url_open(links[0].get("href"))
+        self.assertEqual(history.status_code, 200)
+        self.assertIn("spreadsheetml", history.headers["Content-Type"])
+        self.assertTrue(history.content.startswith(b"PK"))
+        # Another customer: no page, no history.
+        other = self.env["res.partner"].create({"name": "Other Report Customer"})
+        new_test_user(
+            self.env,
+            login="report_other",
+            groups="base.group_portal",
+            partner_id=other.id,
+        )
+        self.authenticate("report_other", "report_other")
+        response = self.url_open(f"/my/invoices/{invoice.id}", allow_redirects=False)
+        self.assertNotEqual(response.status_code, 200)
+        self.assertEqual(self.url_open(links[0].get("href")).status_code, 404)
+
     def test_pdf_has_appendix_page(self):
         # In an HttpCase: wkhtmltopdf fetches the report's stylesheets from the
         # test server, which must see this test's transaction.

@@ -1,5 +1,5 @@
 from odoo import Command, http
-from odoo.tests import HttpCase, tagged
+from odoo.tests import HttpCase, new_test_user, tagged
 
 
 @tagged("post_install", "-at_install")
@@ -63,6 +63,75 @@ class TestBillingWalletPortal(HttpCase):
             self.customer, self.company, create=False
         )
         self.assertEqual(wallet.move_ids.mapped("kind"), ["bonus", "topup"])
+
+    def _counters(self, login):
+        self.authenticate(login, login)
+        return self.make_jsonrpc_request(
+            "/my/counters",
+            {"counters": ["billing_wallet_count", "billing_service_count"]},
+        )
+
+    def test_home_entries_for_billing_customers_only(self):
+        """The portal home's Wallet entry shows the balance to a prepaid
+        customer (even before a first top-up: it is where credit is bought) and
+        to any customer holding a wallet; a postpaid customer without one and
+        an employee get 0, which hides the entries."""
+        Wallet = self.env["billing.wallet"]
+        counters = self._counters("wallet_buyer")
+        self.assertEqual(
+            counters["billing_wallet_count"],
+            Wallet._format_amount_exact(0.0, self.company.currency_id),
+        )
+        self.assertEqual(counters["billing_service_count"], 0)
+        wallet = Wallet._get_wallet(self.customer, self.company)
+        wallet._apply_movements(
+            [
+                {
+                    "amount": 12.5,
+                    "kind": "topup",
+                    "name": "Counter top-up",
+                    "idempotency_key": "home-counter-topup",
+                }
+            ]
+        )
+        self.assertEqual(
+            self._counters("wallet_buyer")["billing_wallet_count"],
+            Wallet._format_amount_exact(12.5, self.company.currency_id),
+        )
+        postpaid = self.env["res.partner"].create(
+            {"name": "Postpaid Portal Co", "billing_mode": "postpaid"}
+        )
+        new_test_user(
+            self.env,
+            login="postpaid_home",
+            groups="base.group_portal",
+            partner_id=postpaid.id,
+        )
+        self.assertEqual(self._counters("postpaid_home")["billing_wallet_count"], 0)
+        new_test_user(
+            self.env,
+            login="billing_employee",
+            groups="base.group_user,prepaid_postpaid_billing.group_billing_manager",
+        )
+        self.assertEqual(
+            self._counters("billing_employee"),
+            {"billing_wallet_count": 0, "billing_service_count": 0},
+        )
+        # A customer who signs up on their own is prepaid: the entry shows.
+        self.env["ir.config_parameter"].sudo().set_param(
+            "auth_signup.invitation_scope", "b2c"
+        )
+        self.env["res.users"].sudo().signup(
+            {
+                "login": "home.signup@example.com",
+                "name": "Home Signup",
+                "password": "home.signup@example.com",
+            }
+        )
+        self.assertEqual(
+            self._counters("home.signup@example.com")["billing_wallet_count"],
+            Wallet._format_amount_exact(0.0, self.company.currency_id),
+        )
 
     def test_portal_wallet_page_shows_only_own_wallet(self):
         other = self.env["res.partner"].create({"name": "Someone Else Ltd"})
