@@ -6,6 +6,7 @@ from . import test_billing_wallet
 from . import test_billing_topup_expiry
 from . import test_billing_wallet_portal
 from . import test_billing_wallet_portal_pay
+from . import test_billing_wallet_portal_concurrency
 from . import test_billing_charge_ingest
 from . import test_billing_recurring
 from . import test_billing_charge_rpc
