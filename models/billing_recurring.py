@@ -314,18 +314,19 @@ class BillingRecurring(models.Model):
                 )
             )
 
-    def _next_invoice_date(self, current):
-        """The invoice date one cycle after ``current``, on the preferred day."""
+    def _next_invoice_date(self, current, day=None):
+        """The invoice date one cycle after ``current``, on the preferred day
+        (``day``, default the schedule's)."""
         self.ensure_one()
         if self.interval_type == "week":
             return current + timedelta(weeks=self.interval_number)
         months = MONTHS_PER_INTERVAL[self.interval_type] * self.interval_number
         following = current + relativedelta(months=months)
-        day = self.invoice_day or current.day
+        day = day or self.invoice_day or current.day
         last = _month_days(following)
         return following.replace(day=min(day, last))
 
-    def _period_start(self, invoice_date):
+    def _period_start(self, invoice_date, day=None):
         """First day of a first period invoiced on ``invoice_date``: one cycle
         earlier, on the preferred day when ``invoice_date`` is on it (so that with
         a preferred day of 31, the period invoiced on February 28 starts on
@@ -336,10 +337,106 @@ class BillingRecurring(models.Model):
             return invoice_date - timedelta(weeks=self.interval_number)
         months = MONTHS_PER_INTERVAL[self.interval_type] * self.interval_number
         previous = invoice_date - relativedelta(months=months)
-        day = self.invoice_day
+        day = day or self.invoice_day
         if day and invoice_date.day == min(day, _month_days(invoice_date)):
             previous = previous.replace(day=min(day, _month_days(previous)))
         return previous
+
+    # -------------------------------------------------------------------------
+    # PREFERRED DAY CHANGES
+    # -------------------------------------------------------------------------
+
+    def _billing_set_invoice_day(self, day):
+        """Invoice these schedules on the preferred ``day`` (1 to 31; in shorter
+        months a day past the end means the last day) from their next period on:
+        the current period ends as planned, on its next invoice date, and the
+        invoice after it is on the new day; the period between them starts where
+        the current one ends, so that nothing is invoiced twice or left out. Say
+        so in the chatter of each schedule and of its customer. For Billing
+        Administrators, or a caller that checked the user may change the
+        customer's billing profile (``res.partner.write``). Returns the schedules
+        whose day changed."""
+        if not (
+            self.env.su
+            or self.env.user.has_group("prepaid_postpaid_billing.group_billing_manager")
+        ):
+            raise AccessError(
+                self.env._(
+                    "Only Billing Administrators can change the preferred day of "
+                    "recurring invoices."
+                )
+            )
+        if isinstance(day, bool) or not isinstance(day, int) or not 1 <= day <= 31:
+            raise UserError(
+                self.env._(
+                    "Preferred Day of recurring invoice %(name)s must be a whole "
+                    "number from 1 to 31, not %(day)r.",
+                    name=", ".join(self.mapped("name")),
+                    day=day,
+                )
+            )
+        changed = self.browse()
+        for recurring in self:
+            old = recurring.invoice_day
+            if old == day:
+                continue
+            vals = {"invoice_day": day}
+            if not recurring.period_start:
+                # Before the first run the first period is computed from the
+                # preferred day: keep the one planned with the old day.
+                planned = recurring._period_start(recurring.next_date)
+                if recurring._period_start(recurring.next_date, day) != planned:
+                    vals["period_start"] = planned
+            recurring.write(vals)
+            changed |= recurring
+            recurring._billing_post_invoice_day_change(old, day)
+        return changed
+
+    @api.model
+    def _billing_follow_invoice_day(self, partners):
+        """Invoice the schedules of the customers ``partners`` (commercial
+        partners) on the preferred invoice day just given to them, from their
+        next period on (see ``_billing_set_invoice_day``). Called by
+        ``res.partner.write`` once the user was checked to be allowed to change
+        billing profiles."""
+        # sudo: the caller checked the user may change these customers' billing
+        # profile; a customer's preferred day holds in every company, so do its
+        # schedules of every company follow it.
+        schedules = self.sudo().search([("partner_id", "in", partners.ids)])
+        for partner in partners:
+            schedules.filtered(
+                lambda r, p=partner: r.partner_id == p
+            )._billing_set_invoice_day(partner.billing_invoice_day)
+        return schedules
+
+    def _billing_post_invoice_day_change(self, old, new):
+        """Tell the chatter of this schedule and of its customer that the
+        preferred day changed from ``old`` to ``new``, by whom, and the dates
+        of the next invoices."""
+        self.ensure_one()
+        summary = self.env._(
+            "Preferred invoice day changed from %(old)s to %(new)s by %(user)s.",
+            old=old or "-",
+            new=new,
+            user=self.env.user.name,
+        )
+        if self.state == "running":
+            following = self._next_invoice_date(self.next_date)
+            dates = self.env._(
+                "The invoice of %(next)s closes the current period as planned; the "
+                "next one is on %(following)s.",
+                next=format_date(self.env, self.next_date),
+                following=format_date(self.env, following),
+            )
+            summary = f"{summary} {dates}"
+        self.message_post(body=summary)
+        self.partner_id.message_post(
+            body=self.env._(
+                "%(summary)s (recurring invoice %(name)s)",
+                summary=summary,
+                name=self._billing_label(),
+            )
+        )
 
     # -------------------------------------------------------------------------
     # MODE CHANGES

@@ -377,6 +377,11 @@ class ResPartner(models.Model):
             "billing_self_signup"
         )
         modes = {partner.id: partner.billing_mode for partner in self} if follow else {}
+        days = (
+            {partner.id: partner.billing_invoice_day for partner in self}
+            if "billing_invoice_day" in vals
+            else {}
+        )
         res = super().write(vals)
         if vals.get("is_billing_reseller"):
             self._billing_reseller_journal()
@@ -388,6 +393,14 @@ class ResPartner(models.Model):
             )
             if switched:
                 self.env["billing.recurring"]._billing_apply_mode_change(switched)
+        if days:
+            moved = self.filtered(
+                lambda p: (
+                    p.commercial_partner_id == p and p.billing_invoice_day != days[p.id]
+                )
+            )
+            if moved:
+                self.env["billing.recurring"]._billing_follow_invoice_day(moved)
         return res
 
     @api.model

@@ -19,6 +19,9 @@ from odoo.tests import Form, HttpCase, new_test_user, tagged
 from odoo.tools import SQL
 
 from odoo.addons.prepaid_postpaid_billing.controllers import (
+    invoice_day_portal as invoice_day_portal_controllers,
+)
+from odoo.addons.prepaid_postpaid_billing.controllers import (
     portal as portal_controllers,
 )
 from odoo.addons.prepaid_postpaid_billing.controllers import (
@@ -124,6 +127,9 @@ COVERED_ROUTES = {
     "/my/services/page/<int:page>",
     "/my/services/<int:service_id>/auto_renew",
     "/my/services/<int:service_id>/close",
+    # The preferred invoice day (GET and POST): TestBillingInvoiceDayPortal,
+    # TestBillingInvoiceDaySweep.
+    "/my/billing/invoice_day",
 }
 # Party labels of each company; "c1"/"c2" own the company's billing runs.
 COMPANY_1_PARTIES = frozenset({"A", "B", "C", "D", "E", "R", "R2", "c1"})
@@ -1344,6 +1350,7 @@ class TestBillingAccessSweepHttp(BillingAccessSweepCommon, HttpCase):
     def _addon_routes(self):
         routes = {}
         for module in (
+            invoice_day_portal_controllers,
             portal_controllers,
             report_controllers,
             reseller_portal_controllers,
