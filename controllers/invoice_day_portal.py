@@ -64,7 +64,9 @@ class BillingInvoiceDayPortal(CustomerPortal):
     # Routes
     # -------------------------------------------------------------------------
 
-    @http.route([INVOICE_DAY_URL], type="http", auth="user", methods=["GET"])
+    @http.route(
+        [INVOICE_DAY_URL], type="http", auth="user", methods=["GET"], website=True
+    )
     def portal_my_invoice_day(self, **kw):
         customer = billing_portal_customer()
         if not customer:
@@ -86,7 +88,9 @@ class BillingInvoiceDayPortal(CustomerPortal):
         )
         return request.render("prepaid_postpaid_billing.portal_my_invoice_day", values)
 
-    @http.route([INVOICE_DAY_URL], type="http", auth="user", methods=["POST"])
+    @http.route(
+        [INVOICE_DAY_URL], type="http", auth="user", methods=["POST"], website=True
+    )
     def portal_my_invoice_day_save(self, invoice_day=None, **kw):
         """Set the preferred invoice day of the user's own billing customer;
         its recurring invoices follow it from their next period on."""
