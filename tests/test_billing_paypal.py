@@ -281,9 +281,7 @@ class TestBillingPaypal(HttpCase):
         invoice.action_post()
         self.assertEqual(invoice.payment_state, "not_paid")
         self.authenticate("paypal_postpaid", "paypal_postpaid")
-        tx, order_id = self._pay_with_paypal(
-            invoice.id, invoice._portal_ensure_token()
-        )
+        tx, order_id = self._pay_with_paypal(invoice.id, invoice._portal_ensure_token())
         self.assertEqual(tx.amount, 40.0)
         notification = self._paypal_notification(tx, order_id)
 
