@@ -42,3 +42,4 @@ from . import test_billing_service_demo
 from . import test_billing_demo_history
 from . import test_billing_dashboard_tour
 from . import test_billing_invoice_day
+from . import test_billing_paypal
