@@ -73,7 +73,6 @@ class BillingWallet(models.Model):
         "Low Balance Alert threshold.",
     )
     low_balance_threshold = fields.Monetary(
-        string="Low Balance Threshold",
         help="With Own Alert Threshold: the customer is emailed once when a debit "
         "leaves the balance below this amount (0: never).",
     )
