@@ -1,5 +1,8 @@
 import threading
 import time
+from datetime import date
+
+from freezegun import freeze_time
 
 from odoo import SUPERUSER_ID, api
 from odoo.exceptions import AccessError, ValidationError
@@ -133,6 +136,24 @@ class TestBillingWalletAlert(BillingWalletCommon):
             )
         )
         self.assertEqual(result["created"], 1)
+        self.assertIn(wallet.id, self.env.cr.postcommit.data[ALERT_PENDING_KEY])
+        wallet._alert_check()
+        self.assertEqual(len(self._mails(wallet, LOW_SUBJECT)), 1)
+
+    def test_service_renewal_debit_is_checked(self):
+        wallet = self._move(70.0)
+        service = self.env["billing.service"].create(
+            {
+                "partner_id": self.customer.id,
+                "product_id": self.service.id,
+                "interval_type": "month",
+                "interval_number": 1,
+                "date_start": date(2026, 11, 1),
+            }
+        )
+        with freeze_time(date(2026, 11, 1)):
+            service.action_activate()
+        self.assertEqual(wallet.balance, 40.0, "the first period of 30 charged")
         self.assertIn(wallet.id, self.env.cr.postcommit.data[ALERT_PENDING_KEY])
         wallet._alert_check()
         self.assertEqual(len(self._mails(wallet, LOW_SUBJECT)), 1)
