@@ -14,6 +14,7 @@ from . import billing_run_failure
 from . import billing_service
 from . import billing_wallet
 from . import billing_wallet_move
+from . import billing_wallet_alert
 from . import payment_transaction
 from . import product_template
 from . import res_company

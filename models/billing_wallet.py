@@ -273,8 +273,11 @@ class BillingWallet(models.Model):
         )
         if delta > 0:
             # Credit added, by whatever path: suspended services it now pays for
-            # resume.
+            # resume, and the low-balance alerts it lifts the balance over re-arm.
             self.env["billing.service"]._resume_for_wallet(self)
+            self._alert_rearm()
+        elif delta < 0:
+            self._alert_after_debit()  # once this transaction has committed
         return moves
 
     @api.model
@@ -407,6 +410,7 @@ class BillingWallet(models.Model):
         self.env["billing.wallet.move"].invalidate_model()
         self.env["billing.charge"].invalidate_model(["wallet_move_id"])
         self.env["res.partner"].invalidate_model(["billing_balance"])
+        self.browse(list(paid))._alert_after_debit()  # once this transaction commits
 
     @api.model
     def _debit_renewals(self, debits):
@@ -484,6 +488,7 @@ class BillingWallet(models.Model):
         self.invalidate_model(["balance", "unposted_consumption"])
         self.env["billing.wallet.move"].invalidate_model()
         self.env["res.partner"].invalidate_model(["billing_balance"])
+        self.browse(list(totals))._alert_after_debit()  # once this transaction commits
         return moves
 
     def _post_consumption(self):

@@ -2,6 +2,8 @@ from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 from odoo.tools import is_html_empty
 
+from .billing_wallet import WALLET_AMOUNT_LIMIT
+
 BILLING_MODES = [("prepaid", "Prepaid"), ("postpaid", "Postpaid")]
 LIABILITY_DOMAIN = [
     ("account_type", "in", ("liability_current", "liability_non_current"))
@@ -101,6 +103,26 @@ class ResCompany(models.Model):
         "arrives, before it is suspended. 0 suspends it at once.",
     )
 
+    billing_low_balance_threshold = fields.Monetary(
+        string="Low Balance Alert",
+        currency_field="currency_id",
+        default=0.0,
+        help="Prepaid customers are emailed once when a debit leaves their wallet "
+        "balance below this amount, again after a credit brought it back to it "
+        "or above. A wallet may have its own threshold. 0: no alert.",
+    )
+    billing_zero_balance_alert = fields.Boolean(
+        string="Zero Balance Alert",
+        help="Prepaid customers are also emailed once when a debit leaves their "
+        "wallet at zero (their services are suspended), again after a credit "
+        "brought it above zero.",
+    )
+    billing_alert_notify_reseller = fields.Boolean(
+        string="Notify Resellers of Alerts",
+        help="A reseller's customers' low and zero balance alerts are also "
+        "emailed to the reseller.",
+    )
+
     # -------------------------------------------------------------------------
     # CONSTRAINT METHODS
     # -------------------------------------------------------------------------
@@ -139,6 +161,21 @@ class ResCompany(models.Model):
                         "negative (%(hours)s hours).",
                         company=company.name,
                         hours=company.billing_topup_expiry_hours,
+                    )
+                )
+
+    @api.constrains("billing_low_balance_threshold")
+    def _check_billing_low_balance_threshold(self):
+        for company in self:
+            amount = company.billing_low_balance_threshold
+            if amount < 0 or amount >= WALLET_AMOUNT_LIMIT:
+                raise ValidationError(
+                    self.env._(
+                        "Low Balance Alert of company %(company)s must be from 0 "
+                        "to below %(limit)s (%(amount)s).",
+                        company=company.name,
+                        limit=company.currency_id.format(WALLET_AMOUNT_LIMIT),
+                        amount=company.currency_id.format(amount),
                     )
                 )
 

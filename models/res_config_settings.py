@@ -51,6 +51,15 @@ class ResConfigSettings(models.TransientModel):
     billing_service_grace_days = fields.Integer(
         related="company_id.billing_service_grace_days", readonly=False
     )
+    billing_low_balance_threshold = fields.Monetary(
+        related="company_id.billing_low_balance_threshold", readonly=False
+    )
+    billing_zero_balance_alert = fields.Boolean(
+        related="company_id.billing_zero_balance_alert", readonly=False
+    )
+    billing_alert_notify_reseller = fields.Boolean(
+        related="company_id.billing_alert_notify_reseller", readonly=False
+    )
     billing_price_digits = fields.Integer(
         string="Price Decimals",
         help="Decimals kept in sale prices, pricelist prices and invoice unit "

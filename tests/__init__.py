@@ -43,3 +43,4 @@ from . import test_billing_demo_history
 from . import test_billing_dashboard_tour
 from . import test_billing_invoice_day
 from . import test_billing_paypal
+from . import test_billing_wallet_alert

@@ -1295,6 +1295,7 @@ class TestBillingAccessSweep(BillingAccessSweepCommon):
             ("billing.charge", "ingest"): ((records,), {}, {}),
             ("account.move.line", "copy_data"): ((), {"default": None}, {}),
             ("billing.wallet.move", "write"): (({"name": "sweep"},), {}, {}),
+            ("billing.wallet", "write"): (({"low_balance_threshold": 1.0},), {}, {}),
             ("billing.service", "write"): (({"auto_renew": False},), {}, {}),
             # A change of billing mode (the override follows it on the recurring
             # invoices) and of a plain field, so that a write that went through
