@@ -41,3 +41,4 @@ from . import test_billing_service_concurrency
 from . import test_billing_service_demo
 from . import test_billing_demo_history
 from . import test_billing_dashboard_tour
+from . import test_billing_usage_portal
