@@ -479,7 +479,7 @@ class BillingUsagePortal(BillingResellerPortal):
         """The CSV or Excel (``kind``) export of ``customer``'s usage records of
         the filter ``params``, streamed; a wrong filter sends the user back to
         the page, which says what is wrong."""
-        domain, filters, errors, _services = self._billing_usage_filter(
+        domain, _filters, errors, _services = self._billing_usage_filter(
             customer, params
         )
         if errors:

@@ -190,7 +190,9 @@ class TestBillingUsagePortal(ResellerPortalMixin, BillingRecurringCommon, HttpCa
     def _totals(self, page):
         """{service: (records, quantity, amount)} of the totals table."""
         table = re.search(
-            r'<table class="[^"]*o_billing_usage_totals[^"]*">(.*?)</table>', page, re.DOTALL
+            r'<table class="[^"]*o_billing_usage_totals[^"]*">(.*?)</table>',
+            page,
+            re.DOTALL,
         ).group(1)
         totals = {}
         for row in re.findall(
