@@ -282,8 +282,11 @@ class BillingUsagePortal(BillingResellerPortal):
             .sudo()
             ._read_group(self._billing_usage_base_domain(customer), ["product_id"])
         )
+        # sudo: the names of the customer's own services (portal users do
+        # not read products).
         return (
             request.env["product.product"]
+            .sudo()
             .concat(*(product for (product,) in groups))
             .sorted(lambda product: (product.display_name or "", product.id))
         )

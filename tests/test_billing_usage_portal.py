@@ -13,6 +13,7 @@ from html import unescape
 from unittest.mock import patch
 
 from openpyxl import load_workbook
+from werkzeug.urls import url_encode
 
 from odoo import Command
 from odoo.tests import HttpCase, new_test_user, tagged
@@ -173,7 +174,9 @@ class TestBillingUsagePortal(ResellerPortalMixin, BillingRecurringCommon, HttpCa
         self.authenticate(user.login, user.login)
 
     def _get(self, url, status=200, **params):
-        response = self.url_open(url, params=params or None)
+        if params:
+            url = f"{url}?{url_encode(params)}"
+        response = self.url_open(url)
         self.assertEqual(response.status_code, status, response.url)
         return response
 
