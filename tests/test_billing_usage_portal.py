@@ -329,6 +329,7 @@ class TestBillingUsagePortal(ResellerPortalMixin, BillingRecurringCommon, HttpCa
         everything = self.kiosk_charges | many
         self._login(self.kiosk_user)
         first = self._rows(self._get(USAGE_URL, sortby="date_asc").text)
+        self.assertTrue(first)
         second_page = self._get(f"{USAGE_URL}/page/2", sortby="date_asc").text
         second = self._rows(second_page)
         self.assertEqual(len(first), 80)
@@ -336,7 +337,9 @@ class TestBillingUsagePortal(ResellerPortalMixin, BillingRecurringCommon, HttpCa
         self.assertEqual(
             first + second, everything.sorted(lambda c: (c.date, c.id)).ids
         )
-        self.assertIn("/my/usage/page/1?", second_page, "the pager links page 1")
+        self.assertIn('href="/my/usage?sortby=date_asc"', second_page, "page 1")
+        first_page = self._get(USAGE_URL, sortby="date_asc").text
+        self.assertIn('href="/my/usage/page/2?sortby=date_asc"', first_page)
         # The filter follows the pager.
         page = self._get(f"{USAGE_URL}/page/2", date_from="2026-12-01").text
         self.assertIn("date_from=2026-12-01", page)
