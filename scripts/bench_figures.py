@@ -1308,12 +1308,12 @@ def _bench_usage_rows(env, partner, products, count):
                 (partner_id, product_id, date, quantity, price_unit, amount, name,
                  external_ref, company_id, state, create_uid, write_uid,
                  create_date, write_date)
-            SELECT %(partner)s, (%(products)s::int4[])[1 + n %% 3],
+            SELECT %(partner)s, (%(products)s::int4[])[1 + mod(n, 3)],
                    TIMESTAMP '2026-01-01' + n * INTERVAL '17 seconds',
-                   0.004 * (1 + n %% 250), 0.0075,
-                   round(0.004 * (1 + n %% 250) * 0.0075, 6),
+                   0.004 * (1 + mod(n, 250)), 0.0075,
+                   round(0.004 * (1 + mod(n, 250)) * 0.0075, 6),
                    'Bench usage ' || n, 'bench-usage-' || n, %(company)s,
-                   CASE WHEN n %% 3 = 0 THEN 'debited' ELSE 'pending' END,
+                   CASE WHEN mod(n, 3) = 0 THEN 'debited' ELSE 'pending' END,
                    %(uid)s, %(uid)s, NOW() AT TIME ZONE 'UTC',
                    NOW() AT TIME ZONE 'UTC'
               FROM generate_series(%(first)s, %(last)s) n
@@ -1332,8 +1332,9 @@ def _bench_usage_rows(env, partner, products, count):
 
 def _bench_usage_measure(env, chunks):
     """Consume the export ``chunks`` (a generator of bytes, as the HTTP
-    response streams it): (bytes, seconds, peak resident memory above the
-    start in MiB), then again traced: peak of Python allocations in MiB."""
+    response streams it): (bytes, seconds, peak resident memory and its
+    growth over the start, in MiB), then again traced: the peak of Python
+    allocations in MiB."""
     started = time.perf_counter()
     size = 0
     with PeakMemory() as memory:
@@ -1346,7 +1347,13 @@ def _bench_usage_measure(env, chunks):
         pass
     _current, traced = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return size, seconds, (memory.peak - start_rss) / 2**20, traced / 2**20
+    return (
+        size,
+        seconds,
+        memory.peak / 2**20,
+        (memory.peak - start_rss) / 2**20,
+        traced / 2**20,
+    )
 
 
 def bench_usage_export(env):
@@ -1378,21 +1385,22 @@ def bench_usage_export(env):
     results = []
     for count in USAGE_EXPORT_SIZES:
         _bench_usage_rows(env, partner, sms | minutes | plan, count)
-        csv_size, csv_s, csv_rss, csv_traced = _bench_usage_measure(
+        csv_size, csv_s, csv_peak, csv_rss, csv_traced = _bench_usage_measure(
             env, lambda: usage_portal.usage_csv_chunks(*args, headers)
         )
-        xlsx_size, xlsx_s, xlsx_rss, xlsx_traced = _bench_usage_measure(
+        xlsx_size, xlsx_s, xlsx_peak, xlsx_rss, xlsx_traced = _bench_usage_measure(
             env,
             lambda: usage_portal.usage_xlsx_chunks(*args, headers, "Usage"),
         )
         results.append((csv_traced, xlsx_traced))
         print(
             f"bench usage_export: {count:,} rows: CSV {csv_size / 2**20:,.1f} MiB "
-            f"in {csv_s:,.1f} s ({count / csv_s:,.0f} rows/s), peak memory "
-            f"+{csv_rss:,.1f} MiB resident, {csv_traced:,.1f} MiB of Python "
-            f"allocations; XLSX {xlsx_size / 2**20:,.1f} MiB in {xlsx_s:,.1f} s "
-            f"({count / xlsx_s:,.0f} rows/s), peak memory +{xlsx_rss:,.1f} MiB "
-            f"resident, {xlsx_traced:,.1f} MiB of Python allocations"
+            f"in {csv_s:,.1f} s ({count / csv_s:,.0f} rows/s), peak resident "
+            f"{csv_peak:,.0f} MiB (+{csv_rss:,.1f}), peak Python allocations "
+            f"{csv_traced:,.1f} MiB; XLSX {xlsx_size / 2**20:,.1f} MiB in "
+            f"{xlsx_s:,.1f} s ({count / xlsx_s:,.0f} rows/s), peak resident "
+            f"{xlsx_peak:,.0f} MiB (+{xlsx_rss:,.1f}), peak Python allocations "
+            f"{xlsx_traced:,.1f} MiB"
         )
     if len(results) > 1:
         (small_csv, small_xlsx), (large_csv, large_xlsx) = results[0], results[-1]
