@@ -497,7 +497,18 @@ class TestBillingUsagePortal(ResellerPortalMixin, BillingRecurringCommon, HttpCa
 
     def test_xlsx_export_opens_with_every_record(self):
         self._login(self.kiosk_user)
-        with patch.object(usage_portal, "USAGE_EXPORT_BATCH", 4):
+        files = []
+        mkstemp = tempfile.mkstemp
+
+        def recording_mkstemp(*args, **kwargs):
+            handle, path = mkstemp(*args, **kwargs)
+            files.append(path)
+            return handle, path
+
+        with (
+            patch.object(usage_portal, "USAGE_EXPORT_BATCH", 4),
+            patch.object(usage_portal.tempfile, "mkstemp", recording_mkstemp),
+        ):
             response = self._get(
                 f"{USAGE_URL}/export/xlsx", date_from="2026-10-01", date_to="2026-11-30"
             )
@@ -513,14 +524,9 @@ class TestBillingUsagePortal(ResellerPortalMixin, BillingRecurringCommon, HttpCa
             [row[4:7] for row in data_rows], [(0.004, 0.0075, 0.00003)] * 3
         )
         self.assertNotIn("ZETA-SECRET", repr(rows))
-        # The temporary file is gone.
-        self.assertFalse(
-            [
-                name
-                for name in os.listdir(tempfile.gettempdir())
-                if name.startswith("billing_usage_")
-            ]
-        )
+        # The temporary file it was written to is gone.
+        self.assertEqual(len(files), 1)
+        self.assertFalse(os.path.exists(files[0]))
 
     # -------------------------------------------------------------------------
     # Resellers, others, the portal home
