@@ -44,6 +44,7 @@
         "views/reseller_recharge_templates.xml",
         "views/service_portal_templates.xml",
         "views/invoice_day_portal_templates.xml",
+        "views/usage_portal_templates.xml",
         "views/res_config_settings_views.xml",
         "views/res_partner_views.xml",
         "views/billing_menus.xml",

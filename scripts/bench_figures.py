@@ -7,6 +7,7 @@ import secrets
 import statistics
 import threading
 import time
+import tracemalloc
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -34,6 +35,11 @@ SERVICES = int(os.environ.get("BENCH_SERVICES", "10000"))
 DASHBOARD_SMALL = 100  # invoices of the first measure of the dashboard figure
 DASHBOARD_INVOICES = int(os.environ.get("BENCH_DASHBOARD_INVOICES", "100000"))
 DASHBOARD_CALLS = 5  # calls measured at each size (median)
+# Usage records of the customer whose usage is exported, at each measure.
+USAGE_EXPORT_SIZES = [
+    int(size)
+    for size in os.environ.get("BENCH_USAGE_EXPORT_ROWS", "20000 200000").split()
+]
 RENEWAL_BATCH = 200  # services a batch, as the scheduled action renews them
 RENEWAL_PRICE = 9.99  # x 1, 2 or 3 units: whole cents, exact sums
 # Usage amounts of the ingest and realtime figures: 0.05 x 1, 2 or 3, whole
@@ -1285,6 +1291,125 @@ def bench_dashboard(env):
         f"queries, {large_ms:,.0f} ms (x{large_ms / small_ms:,.1f}); same queries: "
         f"{'yes' if small_queries == large_queries else 'NO'}"
     )
+
+
+def _bench_usage_rows(env, partner, products, count):
+    """Grow ``partner``'s usage records to ``count`` with rows made in SQL
+    (the export reads rows, and the ingest is measured by its own figure),
+    0.004 to 1 units at usage prices, a third of them invoiced-like."""
+    env.cr.execute(
+        SQL("SELECT count(*) FROM billing_charge WHERE partner_id = %s", partner.id)
+    )
+    have = env.cr.fetchone()[0]
+    env.cr.execute(
+        SQL(
+            """
+            INSERT INTO billing_charge
+                (partner_id, product_id, date, quantity, price_unit, amount, name,
+                 external_ref, company_id, state, create_uid, write_uid,
+                 create_date, write_date)
+            SELECT %(partner)s, (%(products)s::int4[])[1 + mod(n, 3)],
+                   TIMESTAMP '2026-01-01' + n * INTERVAL '17 seconds',
+                   0.004 * (1 + mod(n, 250)), 0.0075,
+                   round(0.004 * (1 + mod(n, 250)) * 0.0075, 6),
+                   'Bench usage ' || n, 'bench-usage-' || n, %(company)s,
+                   CASE WHEN mod(n, 3) = 0 THEN 'debited' ELSE 'pending' END,
+                   %(uid)s, %(uid)s, NOW() AT TIME ZONE 'UTC',
+                   NOW() AT TIME ZONE 'UTC'
+              FROM generate_series(%(first)s, %(last)s) n
+            """,
+            partner=partner.id,
+            products=products.ids,
+            company=env.company.id,
+            uid=env.uid,
+            first=have + 1,
+            last=count,
+        )
+    )
+    env.cr.execute("ANALYZE billing_charge")
+    env.cr.commit()  # the export reads them in a cursor of its own
+
+
+def _bench_usage_measure(env, chunks):
+    """Consume the export ``chunks`` (a generator of bytes, as the HTTP
+    response streams it): (bytes, seconds, peak resident memory and its
+    growth over the start, in MiB), then again traced: the peak of Python
+    allocations in MiB."""
+    started = time.perf_counter()
+    size = 0
+    with PeakMemory() as memory:
+        start_rss = memory.peak
+        for chunk in chunks():
+            size += len(chunk)
+    seconds = time.perf_counter() - started
+    tracemalloc.start()
+    for _chunk in chunks():
+        pass
+    _current, traced = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return (
+        size,
+        seconds,
+        memory.peak / 2**20,
+        (memory.peak - start_rss) / 2**20,
+        traced / 2**20,
+    )
+
+
+def bench_usage_export(env):
+    """The CSV and Excel exports of My Usage, as their routes stream them, for
+    one customer with USAGE_EXPORT_SIZES usage records: memory must not grow
+    with the records (they are read in batches of 5,000, the Excel file
+    written in constant memory mode to a temporary file)."""
+    from odoo.addons.prepaid_postpaid_billing.controllers import usage_portal
+
+    sms, minutes, plan = _bench_products(env)
+    partner = _bench_customers(env, "Bench Usage Export", 1, "postpaid")
+    portal = (
+        env["res.users"]
+        .with_context(no_reset_password=True)
+        .create(
+            {
+                "name": "Bench Usage Portal",
+                "login": f"bench_usage_{secrets.token_hex(3)}",
+                "partner_id": partner.id,
+                "groups_id": [Command.set([env.ref("base.group_portal").id])],
+            }
+        )
+    )
+    env.cr.commit()
+    domain = [("partner_id", "=", partner.id), ("company_id", "=", env.company.id)]
+    headers = usage_portal.usage_export_headers(env)
+    context = {"lang": "en_US", "tz": "UTC", "uid": portal.id}
+    args = (env.cr.dbname, portal.id, context, domain)
+    results = []
+    for count in USAGE_EXPORT_SIZES:
+        _bench_usage_rows(env, partner, sms | minutes | plan, count)
+        csv_size, csv_s, csv_peak, csv_rss, csv_traced = _bench_usage_measure(
+            env, lambda: usage_portal.usage_csv_chunks(*args, headers)
+        )
+        xlsx_size, xlsx_s, xlsx_peak, xlsx_rss, xlsx_traced = _bench_usage_measure(
+            env,
+            lambda: usage_portal.usage_xlsx_chunks(*args, headers, "Usage"),
+        )
+        results.append((csv_traced, xlsx_traced))
+        print(
+            f"bench usage_export: {count:,} rows: CSV {csv_size / 2**20:,.1f} MiB "
+            f"in {csv_s:,.1f} s ({count / csv_s:,.0f} rows/s), peak resident "
+            f"{csv_peak:,.0f} MiB (+{csv_rss:,.1f}), peak Python allocations "
+            f"{csv_traced:,.1f} MiB; XLSX {xlsx_size / 2**20:,.1f} MiB in "
+            f"{xlsx_s:,.1f} s ({count / xlsx_s:,.0f} rows/s), peak resident "
+            f"{xlsx_peak:,.0f} MiB (+{xlsx_rss:,.1f}), peak Python allocations "
+            f"{xlsx_traced:,.1f} MiB"
+        )
+    if len(results) > 1:
+        (small_csv, small_xlsx), (large_csv, large_xlsx) = results[0], results[-1]
+        growth = USAGE_EXPORT_SIZES[-1] / USAGE_EXPORT_SIZES[0]
+        print(
+            f"bench usage_export: rows x{growth:,.0f}: Python allocations "
+            f"x{large_csv / small_csv:,.2f} (CSV), x{large_xlsx / small_xlsx:,.2f} "
+            "(XLSX)"
+        )
 
 
 for figure in FIGURES:

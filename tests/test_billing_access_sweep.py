@@ -8,7 +8,9 @@ adds to a list of problems naming the user, the model, method or route and the
 foreign record ids; a test fails once with all of them.
 """
 
+import importlib
 import inspect
+import pkgutil
 import re
 from datetime import date
 
@@ -18,21 +20,7 @@ from odoo.http import Controller
 from odoo.tests import Form, HttpCase, new_test_user, tagged
 from odoo.tools import SQL
 
-from odoo.addons.prepaid_postpaid_billing.controllers import (
-    invoice_day_portal as invoice_day_portal_controllers,
-)
-from odoo.addons.prepaid_postpaid_billing.controllers import (
-    portal as portal_controllers,
-)
-from odoo.addons.prepaid_postpaid_billing.controllers import (
-    report as report_controllers,
-)
-from odoo.addons.prepaid_postpaid_billing.controllers import (
-    reseller_portal as reseller_portal_controllers,
-)
-from odoo.addons.prepaid_postpaid_billing.controllers import (
-    service_portal as service_portal_controllers,
-)
+from odoo.addons.prepaid_postpaid_billing import controllers as addon_controllers
 
 from ..models.billing_wallet import PORTAL_OPEN_TOPUPS_LIMIT
 from .recurring_common import BillingRecurringCommon
@@ -130,6 +118,15 @@ COVERED_ROUTES = {
     # The preferred invoice day (GET and POST): TestBillingInvoiceDayPortal,
     # TestBillingInvoiceDaySweep.
     "/my/billing/invoice_day",
+    # My Usage: TestBillingUsagePortal, test_usage_pages_show_only_own_usage.
+    "/my/usage",
+    "/my/usage/page/<int:page>",
+    "/my/usage/export/csv",
+    "/my/usage/export/xlsx",
+    "/my/customers/<int:partner_id>/usage",
+    "/my/customers/<int:partner_id>/usage/page/<int:page>",
+    "/my/customers/<int:partner_id>/usage/export/csv",
+    "/my/customers/<int:partner_id>/usage/export/xlsx",
 }
 # Party labels of each company; "c1"/"c2" own the company's billing runs.
 COMPANY_1_PARTIES = frozenset({"A", "B", "C", "D", "E", "R", "R2", "c1"})
@@ -1350,13 +1347,12 @@ class TestBillingAccessSweepHttp(BillingAccessSweepCommon, HttpCase):
 
     def _addon_routes(self):
         routes = {}
-        for module in (
-            invoice_day_portal_controllers,
-            portal_controllers,
-            report_controllers,
-            reseller_portal_controllers,
-            service_portal_controllers,
-        ):
+        # Every module of the controllers package: a new one is swept too.
+        modules = [
+            importlib.import_module(f"{addon_controllers.__name__}.{info.name}")
+            for info in pkgutil.iter_modules(addon_controllers.__path__)
+        ]
+        for module in modules:
             for cls in vars(module).values():
                 if not (
                     inspect.isclass(cls)
@@ -1565,4 +1561,65 @@ class TestBillingAccessSweepHttp(BillingAccessSweepCommon, HttpCase):
         self._login(self.user_b)
         url = f"/billing/charge_history/{invoices['B'].id}"
         self.assertEqual(self.url_open(url).status_code, 200, "B downloads its own")
+        self._report(problems)
+
+    def test_usage_pages_show_only_own_usage(self):
+        """My Usage and its exports show each user its own customer's usage
+        only; a reseller's customer's usage is the reseller's alone, another
+        reseller's customer and any other partner are not found."""
+        problems = []
+        charges = {
+            label: self.env["billing.charge"].search(
+                [
+                    ("partner_id", "=", self.parties[label].id),
+                    ("company_id", "=", self.party_company[label].id),
+                ]
+            )
+            for label in self.parties
+        }
+        suffixes = ("", "/page/1", "/export/csv", "/export/xlsx")
+        for who, (user, labels) in self.sweep_users.items():
+            self._login(user)
+            for suffix in suffixes:
+                url = f"/my/usage{suffix}"
+                response = self.url_open(url)
+                if user.share:
+                    if response.status_code != 200:
+                        problems.append(f"{who}: GET {url}: {response.status_code}")
+                elif response.status_code != 404:
+                    problems.append(
+                        f"{who}: GET {url} (an employee): {response.status_code}, "
+                        "not 404"
+                    )
+                if suffix != "/export/xlsx":
+                    leaks = self._marker_leaks(response.text, labels)
+                    if leaks:
+                        problems.append(f"{who}: GET {url} shows data of {leaks}")
+            for label, partner in self.parties.items():
+                own_customer = who == "reseller R" and label == "C"
+                for suffix in suffixes:
+                    url = f"/my/customers/{partner.id}/usage{suffix}"
+                    response = self.url_open(url)
+                    if own_customer:
+                        if response.status_code != 200:
+                            problems.append(f"{who}: GET {url}: {response.status_code}")
+                    elif response.status_code != 404:
+                        problems.append(
+                            f"{who}: GET {url} (usage of {label}): "
+                            f"{response.status_code}, not 404"
+                        )
+                    if suffix != "/export/xlsx":
+                        leaks = self._marker_leaks(response.text, labels)
+                        if leaks:
+                            problems.append(f"{who}: GET {url} shows data of {leaks}")
+        # The page of A lists A's usage records; R's page of C, C's.
+        self._login(self.user_a)
+        page = self.url_open("/my/usage").text
+        listed = {int(i) for i in re.findall(r'data-charge-id="(\d+)"', page)}
+        self.assertEqual(listed, set(charges["A"].ids))
+        self._login(self.user_r)
+        page = self.url_open(f"/my/customers/{self.parties['C'].id}/usage").text
+        listed = {int(i) for i in re.findall(r'data-charge-id="(\d+)"', page)}
+        self.assertEqual(listed, set(charges["C"].ids))
+        self.assertTrue(charges["C"])
         self._report(problems)
