@@ -45,3 +45,4 @@ from . import test_billing_invoice_day
 from . import test_billing_paypal
 from . import test_billing_wallet_alert
 from . import test_billing_usage_portal
+from . import test_billing_portal_tour
