@@ -39,7 +39,7 @@ def _exact(value):
 class BillingService(models.Model):
     _name = "billing.service"
     _description = "Renewable Service"
-    _inherit = ["mail.thread"]
+    _inherit = ["mail.thread", "billing.seller.mixin"]
     _order = "next_date, id"
     _check_company_auto = True
 
@@ -1075,22 +1075,6 @@ class BillingService(models.Model):
     # -------------------------------------------------------------------------
     # MAIL AND PORTAL
     # -------------------------------------------------------------------------
-
-    def _billing_seller(self):
-        """The reseller of the service's customer, its seller in emails; else
-        an empty recordset (the company)."""
-        self.ensure_one()
-        # sudo: the seller's name is shown to the customer, as the company is.
-        return self.sudo().partner_id.commercial_partner_id.billing_reseller_id
-
-    def _billing_seller_name(self):
-        return (self._billing_seller() or self.sudo().company_id).name
-
-    def _billing_email_from(self):
-        seller = self._billing_seller()
-        if seller:
-            return seller._billing_seller_values()["email_formatted"]
-        return self.sudo().company_id.email_formatted or False
 
     def _check_portal_owner(self):
         """Only the service's own customer changes it from the portal (its

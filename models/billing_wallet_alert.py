@@ -65,7 +65,8 @@ def _check_after_commit(registry, wallet_ids):
 
 
 class BillingWallet(models.Model):
-    _inherit = "billing.wallet"
+    _name = "billing.wallet"
+    _inherit = ["billing.wallet", "billing.seller.mixin"]
 
     low_balance_threshold_custom = fields.Boolean(
         string="Own Alert Threshold",
@@ -337,23 +338,6 @@ class BillingWallet(models.Model):
             ["billing_low_balance_threshold", "billing_zero_balance_alert"]
         )
         self.env["res.partner"].flush_model(["billing_mode"])
-
-    # Used by the alert templates.
-    def _billing_seller(self):
-        """The reseller of the wallet's customer, the seller of its emails; else
-        an empty recordset (the company)."""
-        self.ensure_one()
-        # sudo: the seller's name is shown to the customer, as the company is.
-        return self.sudo().partner_id.commercial_partner_id.billing_reseller_id
-
-    def _billing_seller_name(self):
-        return (self._billing_seller() or self.sudo().company_id).name
-
-    def _billing_email_from(self):
-        seller = self._billing_seller()
-        if seller:
-            return seller._billing_seller_values()["email_formatted"]
-        return self.sudo().company_id.email_formatted or False
 
     # -------------------------------------------------------------------------
     # CRON METHODS
