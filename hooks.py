@@ -35,7 +35,18 @@ def pre_init_hook(env):
     cr = env.cr
     for table, column, column_type, label in COMPUTED_COLUMNS:
         if not sql.column_exists(cr, table, column):
+            # A boolean column is made with DEFAULT false: every existing row is
+            # False at once, without writing them; the default is then dropped,
+            # as Odoo makes its columns without one.
             sql.create_column(cr, table, column, column_type, label)
+            if column_type == "boolean":
+                cr.execute(
+                    SQL(
+                        "ALTER TABLE %s ALTER COLUMN %s DROP DEFAULT",
+                        SQL.identifier(table),
+                        SQL.identifier(column),
+                    )
+                )
     fill_computed_columns(cr)
 
 

@@ -249,6 +249,12 @@ class TestBillingInstallHook(BillingWalletCommon):
                     model._fields[column].column_type[0],
                     f"{table}.{column} is not of the type Odoo makes",
                 )
+                cr.execute(
+                    "SELECT column_default FROM information_schema.columns"
+                    " WHERE table_name = %s AND column_name = %s",
+                    [table, column],
+                )
+                self.assertIsNone(cr.fetchone()[0], f"{table}.{column} has a default")
             self.assertEqual(
                 set(
                     self._stored(
