@@ -26,9 +26,9 @@ def pre_init_hook(env):
     """Create the stored computed columns this addon adds to ``account_move`` and
     ``account_payment`` and fill them set-based, before Odoo makes the columns.
     Odoo computes a stored field on every existing row only when it creates its
-    column (``BaseModel._auto_init``): on a database with a million invoices
-    that is hours of loading invoice lines record by record, against seconds in
-    SQL."""
+    column (``BaseModel._auto_init``, ``Field.update_db``): on a database of
+    1,000,000 invoices that loads every invoice and its lines, 425 s and 1.9 GB
+    here, against about a second in SQL (scripts/bench install)."""
     if os.environ.get(SKIP_PRE_INIT_ENV) == "1":
         _logger.info("%s=1: the billing columns are left to Odoo", SKIP_PRE_INIT_ENV)
         return
