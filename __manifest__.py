@@ -65,5 +65,6 @@
         "demo/service_demo.xml",
         "demo/billing_history_demo.xml",
     ],
+    "pre_init_hook": "pre_init_hook",
     "post_init_hook": "post_init_hook",
 }

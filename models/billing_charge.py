@@ -56,12 +56,15 @@ class BillingCharge(models.Model):
         index=True,
         ondelete="restrict",
     )
-    date = fields.Datetime(required=True, readonly=True)
+    # Indexed: the lists' default order, the Date filter (see scripts/bench
+    # charge_indexes).
+    date = fields.Datetime(required=True, readonly=True, index=True)
     product_id = fields.Many2one(
         comodel_name="product.product",
         string="Service",
         required=True,
         readonly=True,
+        index=True,  # the Service search and its count (scripts/bench charge_indexes)
         ondelete="restrict",
     )
     quantity = fields.Float(required=True, readonly=True, digits="Billing Usage")

@@ -5,6 +5,7 @@ import json
 import os
 import secrets
 import statistics
+import sys
 import threading
 import time
 import tracemalloc
@@ -1410,6 +1411,476 @@ def bench_usage_export(env):
             f"x{large_csv / small_csv:,.2f} (CSV), x{large_xlsx / small_xlsx:,.2f} "
             "(XLSX)"
         )
+
+
+# charge_indexes: the Usage Records views' queries on a large billing_charge.
+CHARGE_ROWS = int(os.environ.get("BENCH_CHARGE_ROWS", "1000000"))
+CHARGE_CUSTOMERS = 1000
+CHARGE_PRODUCTS = 20
+CHARGE_INVOICED_MONTHS = 10  # the older months of the year, invoiced
+# The indexes on billing_charge the addon's fields declare for its views and
+# rules (dropped for "before", re-created from their definitions for "after").
+CHARGE_INDEXES = ("billing_charge__date_index", "billing_charge__product_id_index")
+# Indexes tried and not kept: measured with the others, to show what they add.
+CHARGE_INDEXES_TRIED = {
+    "bench_charge_company_date_idx": "(company_id, date DESC, id DESC)",
+    "bench_charge_state_idx": "(state)",
+    "bench_charge_company_idx": "(company_id)",
+}
+
+
+def _invoiced_customer(index):
+    """Whether the customer of this index has invoiced records (see
+    ``_bench_charge_rows``)."""
+    return bool(index % 10 and index % 3)
+
+
+def _bench_charge_rows(env, customers, products, lines, ranks, other_company):
+    """CHARGE_ROWS usage records over the last 365 days, in order of date, by
+    one generate_series INSERT with valid keys (foreign key triggers off: the
+    keys are valid by construction). One customer in ten belongs to
+    ``other_company``; a third of the customers are prepaid (debited), the
+    others postpaid: invoiced up to two months ago (one in a hundred
+    cancelled), pending since. An invoiced record points to the line of its
+    product in the invoice of its customer and month (``lines``, in the order
+    of the invoiced customers, months, products)."""
+    start = datetime.now().replace(microsecond=0) - timedelta(days=365)
+    env.cr.execute("SET session_replication_role = replica")
+    env.cr.execute(
+        SQL(
+            """
+            INSERT INTO billing_charge (
+                partner_id, product_id, date, quantity, price_unit, amount, name,
+                external_ref, company_id, state, invoice_line_id,
+                create_uid, write_uid, create_date, write_date)
+            SELECT (%(customers)s::int[])[1 + c],
+                   (%(products)s::int[])[1 + p],
+                   %(start)s::timestamp + i * (interval '365 days' / %(rows)s),
+                   q, 0.05, q * 0.05, 'Bench usage', 'bench-' || i,
+                   CASE WHEN mod(c, 10) = 0 THEN %(other)s ELSE %(company)s END,
+                   CASE WHEN mod(c, 10) = 0 AND m >= %(months)s THEN 'pending'
+                        WHEN mod(c, 10) = 0 OR mod(c, 3) = 0 THEN 'debited'
+                        WHEN m >= %(months)s THEN 'pending'
+                        WHEN mod(i, 100) = 1 THEN 'cancelled'
+                        ELSE 'invoiced' END,
+                   CASE WHEN mod(c, 10) <> 0 AND mod(c, 3) <> 0
+                             AND m < %(months)s
+                             AND mod(i, 100) <> 1
+                        THEN (%(lines)s::int[])[
+                            1 + ((%(ranks)s::int[])[1 + c] * %(months)s + m)
+                                * %(nproducts)s + p]
+                   END,
+                   %(uid)s, %(uid)s, now() at time zone 'UTC',
+                   now() at time zone 'UTC'
+              FROM (SELECT i, mod(i, %(ncustomers)s) AS c,
+                           mod(i / %(ncustomers)s, %(nproducts)s) AS p,
+                           (12 * i / %(rows)s)::int AS m, 1 + mod(i, 3) AS q
+                      FROM generate_series(0, %(rows)s - 1) i) g
+            """,
+            customers=customers.ids,
+            products=products.ids,
+            lines=lines,
+            ranks=ranks,
+            months=CHARGE_INVOICED_MONTHS,
+            start=start,
+            rows=CHARGE_ROWS,
+            ncustomers=len(customers),
+            nproducts=len(products),
+            other=other_company.id,
+            company=env.company.id,
+            uid=env.uid,
+        )
+    )
+    env.cr.execute("SET session_replication_role = DEFAULT")
+    env.cr.commit()
+    return start
+
+
+def _bench_charge_invoices(env, customers, products):
+    """One posted invoice of each invoiced customer and month, of CHARGE_PRODUCTS
+    lines, one per product in order: a real one, then copies of it in SQL (see
+    ``_bench_invoice_copies``). Returns the invoices and their line ids, in the
+    order of the customers, months, products."""
+    invoice = env["account.move"].create(
+        {
+            "move_type": "out_invoice",
+            "partner_id": customers[1].id,
+            "invoice_line_ids": [
+                Command.create(
+                    {"product_id": product.id, "quantity": 1, "price_unit": 1.0}
+                )
+                for product in products
+            ],
+        }
+    )
+    invoice.action_post()
+    invoiced = [index for index in range(len(customers)) if _invoiced_customer(index)]
+    count = len(invoiced) * CHARGE_INVOICED_MONTHS
+    env.cr.execute("SELECT max(id) FROM account_move")
+    last = env.cr.fetchone()[0]
+    _bench_invoice_copies(env, invoice, 0, count - 1)
+    env.cr.execute(
+        "SELECT id FROM account_move WHERE id = %s OR id > %s ORDER BY id",
+        [invoice.id, last],
+    )
+    moves = env["account.move"].browse(row[0] for row in env.cr.fetchall())
+    env.cr.execute(
+        """
+        SELECT line.move_id, line.product_id, line.id
+          FROM account_move_line line
+         WHERE line.move_id = ANY(%s) AND line.display_type = 'product'
+        """,
+        [moves.ids],
+    )
+    by_move = {}
+    for move_id, product_id, line_id in env.cr.fetchall():
+        by_move.setdefault(move_id, {})[product_id] = line_id
+    lines = [
+        by_move[move_id][product.id] for move_id in moves.ids for product in products
+    ]
+    env.cr.commit()
+    return moves, lines
+
+
+class _SqlSpy:
+    """The SELECT queries on billing_charge executed in the block, as
+    (code, params), to be explained as the ORM ran them."""
+
+    def __init__(self, cr):
+        self.cr, self.queries = cr, []
+
+    def __enter__(self):
+        cr, queries, execute = self.cr, self.queries, self.cr.execute
+
+        def spy(query, params=None, log_exceptions=True):
+            code, args = (
+                (query.code, query.params)
+                if isinstance(query, SQL)
+                else (query, params)
+            )
+            if (
+                code.lstrip().upper().startswith("SELECT")
+                and '"billing_charge"' in code
+            ):
+                queries.append((code, args))
+            return execute(query, params, log_exceptions)
+
+        self.execute = execute
+        cr.execute = spy
+        return self
+
+    def __exit__(self, *exc):
+        del self.cr.execute  # back to the class's method
+
+
+def _bench_charge_explain(env, code, params):
+    """(milliseconds, shared buffers, index names used) of one EXPLAIN (ANALYZE,
+    BUFFERS) of the query."""
+    env.cr.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + code, params)
+    result = env.cr.fetchone()[0][0]
+    plan, indexes = result["Plan"], set()
+
+    def walk(node):
+        if node.get("Index Name"):
+            indexes.add(node["Index Name"])
+        for child in node.get("Plans", ()):
+            walk(child)
+
+    walk(plan)
+    buffers = plan.get("Shared Hit Blocks", 0) + plan.get("Shared Read Blocks", 0)
+    return result["Planning Time"] + result["Execution Time"], buffers, indexes
+
+
+def _bench_charge_calls(env, user, products, moves, start):
+    """The views' calls as the web client makes them, for ``user``: name ->
+    function running it (search_fetch of a page of 80 and its count up to
+    10,000, or the read_group of a group by)."""
+    Charge = env["billing.charge"].with_user(user)
+    fields_list = [
+        "date",
+        "partner_id",
+        "product_id",
+        "quantity",
+        "amount",
+        "state",
+        "invoice_id",
+        "external_ref",
+        "price_unit",
+    ]
+
+    def page(domain):
+        def run():
+            records = Charge.search_fetch(domain, fields_list, limit=80)
+            records.mapped("invoice_id")
+            Charge.search_count(domain, limit=10000)
+
+        return run
+
+    month = (start + timedelta(days=300)).replace(day=1, hour=0, minute=0, second=0)
+    invoice = moves[len(moves) // 2]
+    return {
+        "list": page([]),
+        "pending": page([("state", "=", "pending")]),
+        "invoiced": page([("state", "=", "invoiced")]),
+        "date range": page(
+            [("date", ">=", month), ("date", "<", month + relativedelta(months=1))]
+        ),
+        "product": page([("product_id", "=", products[7].id)]),
+        "group by product": lambda: Charge.web_read_group(
+            [], ["quantity:sum", "amount:sum"], ["product_id"]
+        ),
+        # The Invoice search field: text typed (Odoo's name search of invoices:
+        # number, reference or customer name), only the number, or an invoice
+        # picked from the suggestions.
+        "invoice typed": page([("invoice_id", "ilike", invoice.name)]),
+        "invoice number": page([("invoice_id.name", "ilike", invoice.name)]),
+        "invoice picked": page([("invoice_id", "=", invoice.id)]),
+    }
+
+
+def _bench_charge_measure(env, calls, label):
+    """name -> (median ms of the call's billing_charge queries over 3 EXPLAIN
+    ANALYZE, their shared buffers, indexes their plans use); the plans go to
+    the log (bench.log)."""
+    figures = {}
+    for name, call in calls.items():
+        env.invalidate_all()
+        with _SqlSpy(env.cr) as spy:
+            call()
+        runs = []
+        for _round in range(3):
+            total, buffers, indexes = 0.0, 0, set()
+            for code, params in spy.queries:
+                ms, blocks, used = _bench_charge_explain(env, code, params)
+                total, buffers, indexes = total + ms, buffers + blocks, indexes | used
+            runs.append((total, buffers, indexes))
+        runs.sort(key=lambda run: run[0])
+        figures[name] = runs[1]
+        for code, params in spy.queries:
+            env.cr.execute("EXPLAIN (ANALYZE, BUFFERS) " + code, params)
+            plan = "\n".join(row[0] for row in env.cr.fetchall())
+            query = env.cr.mogrify(code, params).decode()
+            print(
+                f"charge_indexes {label} {name}:\n{query}\n{plan}\n",
+                file=sys.stderr,
+            )
+    return figures
+
+
+def bench_charge_indexes(env):
+    """The Usage Records list, filters and group by of a Billing User on
+    CHARGE_ROWS usage records of two companies, timed by EXPLAIN (ANALYZE,
+    BUFFERS) of the queries the ORM runs (the company rule included), with the
+    indexes of the addon dropped (before), then created (after), then with the
+    tried ones too."""
+    products = env["product.product"].create(
+        [
+            {"name": f"Bench Service {index}", "type": "service", "list_price": 0.05}
+            for index in range(CHARGE_PRODUCTS)
+        ]
+    )
+    customers = _bench_customers(env, "Bench Charges", CHARGE_CUSTOMERS, "postpaid")
+    other = env["res.company"].create({"name": "Bench Other Company"})
+    user = _bench_billing_user(env, "bench_indexes")
+    env.cr.commit()
+    moves, lines = _bench_charge_invoices(env, customers, products)
+    ranks, rank = [], 0
+    for index in range(len(customers)):
+        ranks.append(rank if _invoiced_customer(index) else 0)
+        rank += _invoiced_customer(index)
+    started = time.perf_counter()
+    start = _bench_charge_rows(env, customers, products, lines, ranks, other)
+    filled = time.perf_counter() - started
+    env.cr.execute("ANALYZE billing_charge")
+    env.cr.commit()
+    print(
+        f"bench charge_indexes: {CHARGE_ROWS:,} usage records inserted in "
+        f"{filled:,.1f} s, {CHARGE_CUSTOMERS:,} customers, {CHARGE_PRODUCTS} "
+        f"services, 2 companies"
+    )
+    env.cr.execute(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'billing_charge'"
+        " AND indexname = ANY(%s)",
+        [list(CHARGE_INDEXES)],
+    )
+    definitions = dict(env.cr.fetchall())
+    missing = set(CHARGE_INDEXES) - set(definitions)
+    if missing:
+        raise AssertionError(f"indexes not made by the addon: {sorted(missing)}")
+    calls = _bench_charge_calls(env, user, products, moves, start)
+    for name in definitions:
+        env.cr.execute(SQL("DROP INDEX %s", SQL.identifier(name)))
+    env.cr.execute("ANALYZE billing_charge")
+    before = _bench_charge_measure(env, calls, "before")
+    for definition in definitions.values():
+        env.cr.execute(definition)
+    env.cr.execute("ANALYZE billing_charge")
+    after = _bench_charge_measure(env, calls, "after")
+    for name, columns in CHARGE_INDEXES_TRIED.items():
+        env.cr.execute(
+            SQL(
+                "CREATE INDEX %s ON billing_charge %s",
+                SQL.identifier(name),
+                SQL(columns),
+            )
+        )
+    env.cr.execute("ANALYZE billing_charge")
+    tried = _bench_charge_measure(env, calls, "tried")
+    for name in CHARGE_INDEXES_TRIED:
+        env.cr.execute(SQL("DROP INDEX %s", SQL.identifier(name)))
+    env.cr.commit()
+    for name in calls:
+        (b_ms, b_buf, b_idx), (a_ms, a_buf, a_idx), (t_ms, _t_buf, t_idx) = (
+            before[name],
+            after[name],
+            tried[name],
+        )
+        print(
+            f"bench charge_indexes {name}: before {b_ms:,.1f} ms ({b_buf:,} buffers; "
+            f"{', '.join(sorted(b_idx)) or 'no index'}), after {a_ms:,.1f} ms "
+            f"({a_buf:,} buffers; {', '.join(sorted(a_idx)) or 'no index'}), "
+            f"x{b_ms / a_ms:,.1f}; with the tried indexes too {t_ms:,.1f} ms "
+            f"({', '.join(sorted(t_idx - a_idx)) or 'none of them used'})"
+        )
+
+
+# install: the addon's install on a database of many invoices (see scripts/bench).
+INSTALL_REAL_INVOICES = 10  # real invoices, copied in SQL up to the size asked
+INSTALL_INVOICES = int(os.environ.get("BENCH_INSTALL_SIZE", "100000"))
+
+
+def bench_install_invoices(env):
+    """Grow the customer invoices of a database with Invoicing alone to
+    BENCH_INSTALL_SIZE: INSTALL_REAL_INVOICES real ones made once (posted, two
+    or three product lines, taxes; two paid by bank), then copies of their rows
+    and lines in SQL (their ids taken from the sequences, numbered apart, foreign
+    key triggers off: the keys are those of the originals)."""
+    Move = env["account.move"]
+    real = Move.search([("ref", "=", "bench-install")], order="id")
+    if not real:
+        products = env["product.product"].create(
+            [
+                {"name": f"Bench Install {index}", "type": "service", "list_price": 10}
+                for index in range(3)
+            ]
+        )
+        partners = env["res.partner"].create(
+            [{"name": f"Bench Install Customer {index}"} for index in range(5)]
+        )
+        real = Move.create(
+            [
+                {
+                    "move_type": "out_invoice",
+                    "ref": "bench-install",
+                    "partner_id": partners[index % len(partners)].id,
+                    "invoice_date": date.today(),
+                    "invoice_line_ids": [
+                        Command.create(
+                            {"product_id": product.id, "quantity": 1 + index % 4}
+                        )
+                        for product in products[: 2 + index % 2]
+                    ],
+                }
+                for index in range(INSTALL_REAL_INVOICES)
+            ]
+        )
+        real.action_post()
+        bank = env["account.journal"].search(
+            [("type", "=", "bank"), ("company_id", "=", env.company.id)], limit=1
+        )
+        env["account.payment.register"].with_context(
+            active_model="account.move", active_ids=real[:2].ids
+        ).create({"journal_id": bank.id, "group_payment": False})._create_payments()
+        env.flush_all()
+    unpaid = real.filtered(lambda move: move.payment_state == "not_paid")
+    env.cr.execute("SELECT count(*) FROM account_move WHERE move_type = 'out_invoice'")
+    have = env.cr.fetchone()[0]
+    wanted = INSTALL_INVOICES - have
+    if wanted > 0:
+        started = time.perf_counter()
+        _bench_invoice_copies(env, unpaid, have, wanted)
+        print(
+            f"bench install: {wanted:,} invoices copied in "
+            f"{time.perf_counter() - started:,.0f} s"
+        )
+    env.cr.execute(
+        "SELECT count(*), (SELECT count(*) FROM account_move_line),"
+        " (SELECT count(*) FROM account_payment)"
+        " FROM account_move WHERE move_type = 'out_invoice'"
+    )
+    moves, lines, payments = env.cr.fetchone()
+    print(
+        f"bench install: database of {moves:,} customer invoices, {lines:,} journal "
+        f"items, {payments:,} payments"
+    )
+
+
+def _columns(env, table, skip):
+    env.cr.execute(
+        "SELECT column_name FROM information_schema.columns"
+        " WHERE table_name = %s AND column_name <> ALL(%s)",
+        [table, list(skip)],
+    )
+    return [row[0] for row in env.cr.fetchall()]
+
+
+def _bench_invoice_copies(env, moves, have, wanted, chunk=100000):
+    """``wanted`` copies of the unpaid invoices ``moves`` with their lines, by
+    chunks of ``chunk`` invoices committed each."""
+    move_columns = _columns(env, "account_move", ("id", "name", "sequence_prefix"))
+    line_columns = _columns(env, "account_move_line", ("id", "move_id"))
+    env.cr.execute("SET session_replication_role = replica")
+    done = 0
+    while done < wanted:
+        size = min(chunk, wanted - done)
+        env.cr.execute(
+            SQL(
+                """
+                CREATE TEMPORARY TABLE bench_move_map ON COMMIT DROP AS
+                SELECT source.id AS source, nextval('account_move_id_seq') AS copy,
+                       'COPY ' || (%(offset)s + serial) || ' ' AS label
+                  FROM generate_series(0, %(size)s - 1) serial
+                  JOIN LATERAL (
+                      SELECT (%(ids)s::int[])[1 + mod(serial, %(count)s)] AS id
+                  ) source ON TRUE
+                """,
+                offset=have + done,
+                size=size,
+                ids=moves.ids,
+                count=len(moves),
+            )
+        )
+        env.cr.execute(
+            SQL(
+                """
+                INSERT INTO account_move (id, name, sequence_prefix, %(columns)s)
+                SELECT map.copy, map.label || move.name,
+                       map.label || move.sequence_prefix, %(source)s
+                  FROM bench_move_map map
+                  JOIN account_move move ON move.id = map.source
+                """,
+                columns=SQL(", ").join(SQL.identifier(c) for c in move_columns),
+                source=SQL(", ").join(SQL.identifier("move", c) for c in move_columns),
+            )
+        )
+        env.cr.execute(
+            SQL(
+                """
+                INSERT INTO account_move_line (move_id, %(columns)s)
+                SELECT map.copy, %(source)s
+                  FROM bench_move_map map
+                  JOIN account_move_line line ON line.move_id = map.source
+                """,
+                columns=SQL(", ").join(SQL.identifier(c) for c in line_columns),
+                source=SQL(", ").join(SQL.identifier("line", c) for c in line_columns),
+            )
+        )
+        env.cr.commit()
+        done += size
+    env.cr.execute("SET session_replication_role = DEFAULT")
+    env.cr.execute("ANALYZE account_move")
+    env.cr.execute("ANALYZE account_move_line")
+    env.cr.commit()
 
 
 for figure in FIGURES:

@@ -46,3 +46,4 @@ from . import test_billing_paypal
 from . import test_billing_wallet_alert
 from . import test_billing_usage_portal
 from . import test_billing_portal_tour
+from . import test_billing_install_hook
