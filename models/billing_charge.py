@@ -1,5 +1,6 @@
 import io
 import math
+import re
 import uuid
 from bisect import bisect_right
 from collections import defaultdict
@@ -46,8 +47,8 @@ UNCONSTRAINED_COLUMNS = (
 # rows deleted at commit; the name carries its version, as a connection of the
 # pool outlives a module update.
 STAGING_TABLE = "billing_charge_ingest_stage_v1"
-# Text of COPY: backslash, tab and line ends escaped.
-COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+# Characters that text in COPY escapes with a backslash.
+COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
 COPY_NULL, COPY_TRUE, COPY_FALSE = "\\N", "t", "f"
 INFINITY = float("inf")
 
@@ -64,6 +65,18 @@ class UsageMany2one(fields.Many2one):
 
     def update_db_foreign_key(self, model, column):
         return
+
+
+def _copy_text(text):
+    """``text`` as a column of COPY's text format."""
+    if not COPY_SPECIAL.search(text):
+        return text
+    return (
+        text.replace("\\", "\\\\")
+        .replace("\t", "\\t")
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+    )
 
 
 def _micro(amount):
@@ -1106,15 +1119,14 @@ class BillingCharge(models.Model):
             )
         else:  # the rows of an earlier call in this transaction
             cr.execute(SQL("DELETE FROM %s", table))
-        escapes = COPY_ESCAPES
         lines = []
         for vals in valid:
             name = vals["name"]
             lines.append(
                 f"{vals['partner_id']}\t{vals['product_id']}\t{vals['date']}\t"
                 f"{vals['quantity']!r}\t{vals['price_unit']!r}\t{vals['amount']!r}\t"
-                f"{COPY_NULL if name is None else name.translate(escapes)}\t"
-                f"{vals['external_ref'].translate(escapes)}\t"
+                f"{COPY_NULL if name is None else _copy_text(name)}\t"
+                f"{_copy_text(vals['external_ref'])}\t"
                 f"{COPY_TRUE if vals['_prepaid'] else COPY_FALSE}\n"
             )
         data = io.StringIO("".join(lines))
@@ -1277,7 +1289,7 @@ class BillingCharge(models.Model):
             },
         )
         currency = company.currency_id
-        debits, refused = {}, []
+        debits, refused, reasons = {}, [], {}
         for partner_id, partner_vals in by_partner.items():
             wallet_id, balance = wallets[partner_id]
             available = _micro(balance)
@@ -1289,20 +1301,20 @@ class BillingCharge(models.Model):
                 amount = _micro(vals["amount"])
                 if amount > available:
                     refused.append(charge_id)
-                    rejected.append(
-                        {
-                            "external_ref": vals["external_ref"],
-                            "reason": self.env._(
-                                "the wallet balance of %(balance)s does not cover "
-                                "%(amount)s",
-                                balance=Wallet._format_amount_exact(
-                                    available / MICRO, currency
-                                ),
-                                amount=Wallet._format_amount_exact(
-                                    vals["amount"], currency
-                                ),
+                    key = (available, vals["amount"])
+                    if key not in reasons:  # a wallet used up refuses the rest
+                        reasons[key] = self.env._(
+                            "the wallet balance of %(balance)s does not cover "
+                            "%(amount)s",
+                            balance=Wallet._format_amount_exact(
+                                available / MICRO, currency
                             ),
-                        }
+                            amount=Wallet._format_amount_exact(
+                                vals["amount"], currency
+                            ),
+                        )
+                    rejected.append(
+                        {"external_ref": vals["external_ref"], "reason": reasons[key]}
                     )
                     continue
                 available -= amount

@@ -44,3 +44,4 @@ from . import test_billing_dashboard_tour
 from . import test_billing_invoice_day
 from . import test_billing_paypal
 from . import test_billing_wallet_alert
+from . import test_billing_charge_integrity
