@@ -177,7 +177,7 @@ class TestBillingChargeIngestVolume(BillingRecurringCommon):
         # A call rolled back (its staging table with it), then another.
         with self.assertRaises(UserError), self.env.cr.savepoint():
             Charge.ingest([{**records[0], "external_ref": "rolled back"}])
-            raise UserError("roll back")
+            raise UserError(self.env._("roll back"))
         self.assertEqual(
             Charge.ingest([{**records[0], "external_ref": "after"}])["created"], 1
         )
