@@ -1016,8 +1016,11 @@ class BillingCharge(models.Model):
         Pricelist = self.env["product.pricelist"].with_company(company)
         Product = self.env["product.product"].with_company(company)
         thresholds = self._ingest_price_thresholds(
-            {vals["_pricelist_id"] for vals in valid if vals["price_unit"] is None}
-            - {None}
+            {
+                vals["_pricelist_id"]
+                for vals in valid
+                if vals["price_unit"] is None and vals["_pricelist_id"]
+            }
         )
         prices, amounts = {}, {}
         for vals in valid:
