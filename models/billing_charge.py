@@ -1,8 +1,13 @@
+import io
 import math
+import re
 import uuid
+from bisect import bisect_right
 from collections import defaultdict
 from datetime import date, datetime
 from decimal import Decimal
+
+import psycopg2.extensions
 
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
@@ -28,6 +33,52 @@ CONSUMPTION_POSTING_BATCH = 1000
 SERVICE_REF_PREFIX = "billing.service:"
 
 
+# The columns of billing_charge without a database foreign key (see
+# UsageMany2one): those every ingested record fills.
+UNCONSTRAINED_COLUMNS = (
+    "partner_id",
+    "product_id",
+    "company_id",
+    "wallet_move_id",
+    "create_uid",
+    "write_uid",
+)
+# The staging table of ingest calls: a temporary table of the connection, its
+# rows deleted at commit; the name carries its version, as a connection of the
+# pool outlives a module update.
+STAGING_TABLE = "billing_charge_ingest_stage_v1"
+# Characters that text in COPY escapes with a backslash.
+COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
+COPY_NULL, COPY_TRUE, COPY_FALSE = "\\N", "t", "f"
+INFINITY = float("inf")
+
+
+class UsageMany2one(fields.Many2one):
+    """A Many2one of ``billing.charge`` without a database foreign key: the
+    checks of foreign keys cost more than the insert of a usage record itself
+    (see "Usage ingestion at volume" in DESIGN.md). Odoo would add the key again
+    at every module update (``update_db_foreign_key``, run after ``init``): this
+    field does not ask for it. The integrity is kept in Python instead: the
+    records charges point to cannot be deleted while they do
+    (``billing.charge._check_unreferenced``), and ingest only stores ids it has
+    read."""
+
+    def update_db_foreign_key(self, model, column):
+        return
+
+
+def _copy_text(text):
+    """``text`` as a column of COPY's text format."""
+    if not COPY_SPECIAL.search(text):
+        return text
+    return (
+        text.replace("\\", "\\\\")
+        .replace("\t", "\\t")
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+    )
+
+
 def _micro(amount):
     """``amount`` in millionths, as an integer: exact sums of usage amounts."""
     return round(amount * MICRO)
@@ -48,7 +99,7 @@ class BillingCharge(models.Model):
     _order = "date desc, id desc"
     _check_company_auto = True
 
-    partner_id = fields.Many2one(
+    partner_id = UsageMany2one(
         comodel_name="res.partner",
         string="Customer",
         required=True,
@@ -59,7 +110,7 @@ class BillingCharge(models.Model):
     # Indexed: the lists' default order, the Date filter (see scripts/bench
     # charge_indexes).
     date = fields.Datetime(required=True, readonly=True, index=True)
-    product_id = fields.Many2one(
+    product_id = UsageMany2one(
         comodel_name="product.product",
         string="Service",
         required=True,
@@ -86,7 +137,7 @@ class BillingCharge(models.Model):
         help="The integration's reference of the usage record: sent twice, stored "
         "once.",
     )
-    company_id = fields.Many2one(
+    company_id = UsageMany2one(
         comodel_name="res.company",
         required=True,
         readonly=True,
@@ -115,7 +166,7 @@ class BillingCharge(models.Model):
         "back to pending when the invoice was cancelled: resetting that invoice to "
         "draft bills it there again.",
     )
-    wallet_move_id = fields.Many2one(
+    wallet_move_id = UsageMany2one(
         comodel_name="billing.wallet.move",
         string="Wallet Movement",
         readonly=True,
@@ -132,6 +183,17 @@ class BillingCharge(models.Model):
         "Service Period Start.",
     )
     service_period_start = fields.Date(readonly=True)
+    # Odoo's log fields, without their foreign keys (see UsageMany2one): a user
+    # deleted leaves them empty, as the keys did (``_forget_users``).
+    create_uid = UsageMany2one(
+        comodel_name="res.users", string="Created by", automatic=True, readonly=True
+    )
+    write_uid = UsageMany2one(
+        comodel_name="res.users",
+        string="Last Updated by",
+        automatic=True,
+        readonly=True,
+    )
 
     _sql_constraints = [
         (
@@ -163,6 +225,92 @@ class BillingCharge(models.Model):
                 """
             )
         )
+        self._drop_foreign_keys()
+
+    def _drop_foreign_keys(self):
+        """Drop the foreign keys of the UNCONSTRAINED_COLUMNS that a database
+        installed with an earlier version has (see UsageMany2one), and their
+        reflection."""
+        cr = self.env.cr
+        cr.execute(
+            SQL(
+                """
+                SELECT c.conname
+                  FROM pg_constraint c
+                  JOIN pg_attribute a
+                    ON a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey)
+                 WHERE c.contype = 'f' AND c.conrelid = 'billing_charge'::regclass
+                   AND a.attname = ANY(%s)
+                """,
+                list(UNCONSTRAINED_COLUMNS),
+            )
+        )
+        names = [row[0] for row in cr.fetchall()]
+        for name in names:
+            cr.execute(
+                SQL(
+                    "ALTER TABLE billing_charge DROP CONSTRAINT %s",
+                    SQL.identifier(name),
+                )
+            )
+        if names:
+            cr.execute(
+                SQL(
+                    "DELETE FROM ir_model_constraint "
+                    "WHERE type = 'f' AND name = ANY(%s)",
+                    names,
+                )
+            )
+
+    @api.model
+    def _check_unreferenced(self, records, column):
+        """Refuse the deletion of ``records`` while usage records point to them by
+        ``column``, one of the UNCONSTRAINED_COLUMNS, as its foreign key did.
+        Whoever may delete them is told, whether or not they may read the
+        usage records."""
+        if not records:
+            return
+        assert column in UNCONSTRAINED_COLUMNS, column
+        self.flush_model([column])
+        self.env.cr.execute(
+            SQL(
+                "SELECT %(column)s FROM billing_charge WHERE %(column)s = ANY(%(ids)s) "
+                "LIMIT 1",
+                column=SQL.identifier(column),
+                ids=records.ids,
+            )
+        )
+        row = self.env.cr.fetchone()
+        if row:
+            raise UserError(
+                self.env._(
+                    "%(record)s cannot be deleted: usage records refer to it. "
+                    "Archive it instead.",
+                    record=records.browse(row[0]).display_name,
+                )
+            )
+
+    @api.model
+    def _forget_users(self, users):
+        """Empty the log columns of usage records that name ``users``, being
+        deleted, as their foreign keys did (ON DELETE SET NULL)."""
+        if not users:
+            return
+        self.flush_model(["create_uid", "write_uid"])
+        self.env.cr.execute(
+            SQL(
+                """
+                UPDATE billing_charge
+                   SET create_uid = CASE WHEN create_uid = ANY(%(ids)s)
+                                         THEN NULL ELSE create_uid END,
+                       write_uid = CASE WHEN write_uid = ANY(%(ids)s)
+                                        THEN NULL ELSE write_uid END
+                 WHERE create_uid = ANY(%(ids)s) OR write_uid = ANY(%(ids)s)
+                """,
+                ids=users.ids,
+            )
+        )
+        self.invalidate_model(["create_uid", "write_uid"])
 
     # -------------------------------------------------------------------------
     # BUSINESS METHODS
@@ -607,25 +755,35 @@ class BillingCharge(models.Model):
 
     def _ingest(self, records):
         """Validate, price and store ``records`` (see ``ingest``) in this
-        transaction."""
+        transaction: the valid ones are copied to a staging table (COPY), then
+        stored from it with one INSERT per billing mode, a reference already
+        stored skipped (see "Usage ingestion at volume" in DESIGN.md)."""
         rejected = []
         valid = self._ingest_validate(records, rejected)
         self._ingest_price(valid)
-        prepaid = [vals for vals in valid if vals["_prepaid"]]
-        postpaid = [vals for vals in valid if not vals["_prepaid"]]
-        created = len(self._ingest_insert(postpaid))
-        duplicates = len(postpaid) - created
-        if prepaid:
-            prepaid_created, prepaid_duplicates = self._ingest_prepaid(
-                prepaid, rejected
-            )
-            created += prepaid_created
-            duplicates += prepaid_duplicates
+        created = duplicates = 0
+        if valid:
+            self._ingest_stage(valid)
+            postpaid = sum(1 for vals in valid if not vals["_prepaid"])
+            if postpaid:
+                created = len(self._ingest_store(prepaid=False))
+                duplicates = postpaid - created
+            if postpaid < len(valid):
+                prepaid_created, prepaid_duplicates = self._ingest_prepaid(
+                    [vals for vals in valid if vals["_prepaid"]], rejected
+                )
+                created += prepaid_created
+                duplicates += prepaid_duplicates
         return {"created": created, "duplicates": duplicates, "rejected": rejected}
 
     def _ingest_validate(self, records, rejected):
         """The valid records as clean values; the others go to ``rejected`` with a
-        reason naming the field."""
+        reason naming the field.
+
+        A record of the usual types (ids and numbers as int or float, date as
+        text without offset) is checked inline; any other goes through
+        ``_ingest_check_record``, which gives the reason of a refusal, and
+        accepts exactly what the inline checks accept."""
         company = self.env.company
         partner_ids, product_ids = set(), set()
         for record in records:
@@ -642,14 +800,67 @@ class BillingCharge(models.Model):
         products = self._ingest_products(product_ids, company)
         seen = set()
         valid = []
+        fields_set, prefix, parse_date = (
+            INGEST_FIELDS_SET,
+            SERVICE_REF_PREFIX,
+            datetime.fromisoformat,
+        )
         for index, record in enumerate(records):
-            reason, clean = self._ingest_check_record(
-                index, record, partners, products, seen
-            )
-            if reason:
-                ref = record.get("external_ref") if isinstance(record, dict) else None
-                rejected.append({"external_ref": ref, "reason": reason})
-                continue
+            clean = None
+            if type(record) is dict and record.keys() <= fields_set:
+                get = record.get
+                ref, partner_id, product_id = (
+                    get("external_ref"),
+                    get("partner_id"),
+                    get("product_id"),
+                )
+                quantity, price, when = get("quantity"), get("price_unit"), get("date")
+                if (
+                    type(ref) is str
+                    and 0 < len(ref) <= 255
+                    and type(partner_id) is int
+                    and partner_id in partners
+                    and type(product_id) is int
+                    and product_id in products
+                    and type(quantity) in (float, int)
+                    and 0 < quantity < INFINITY
+                    and (
+                        price is None
+                        or (type(price) in (float, int) and 0 <= price < INFINITY)
+                    )
+                    and type(when) is str
+                    and 10 <= len(when) <= 32
+                    and ref not in seen
+                    and not ref.startswith(prefix)
+                ):
+                    try:
+                        when = parse_date(when)
+                    except ValueError:
+                        when = None
+                    if when is not None and when.tzinfo is None:
+                        partner = partners[partner_id]
+                        name = get("name")
+                        clean = {
+                            "partner_id": partner["commercial_id"],
+                            "product_id": product_id,
+                            "date": when,
+                            "quantity": float(quantity),
+                            "price_unit": None if price is None else float(price),
+                            "name": str(name)[:1024] if name else None,
+                            "external_ref": ref,
+                            "_prepaid": partner["prepaid"],
+                            "_pricelist_id": partner["pricelist_id"],
+                        }
+            if clean is None:
+                reason, clean = self._ingest_check_record(
+                    index, record, partners, products, seen
+                )
+                if reason:
+                    ref = (
+                        record.get("external_ref") if isinstance(record, dict) else None
+                    )
+                    rejected.append({"external_ref": ref, "reason": reason})
+                    continue
             seen.add(clean["external_ref"])
             valid.append(clean)
         return valid
@@ -721,7 +932,7 @@ class BillingCharge(models.Model):
             "price_unit": price,
             "name": str(name)[:1024] if name else None,
             "external_ref": ref,
-            "_prepaid": partner["mode"] == "prepaid",
+            "_prepaid": partner["prepaid"],
             "_pricelist_id": partner["pricelist_id"],
         }
 
@@ -748,7 +959,7 @@ class BillingCharge(models.Model):
         return {
             p.id: {
                 "commercial_id": p.commercial_partner_id.id,
-                "mode": p.commercial_partner_id.billing_mode,
+                "prepaid": p.commercial_partner_id.billing_mode == "prepaid",
                 "pricelist_id": pricelists.get(p.commercial_partner_id.id),
             }
             for p in partners
@@ -796,29 +1007,184 @@ class BillingCharge(models.Model):
 
     def _ingest_price(self, valid):
         """Unit price from the customer's pricelist (or the product's sale price)
-        where the record has none, then the amount."""
+        where the record has none, then the amount.
+
+        A pricelist's price of a product (at the date of the call, in the
+        company's currency) depends on the quantity only through the rules it
+        applies, those whose minimum quantity the quantity reaches: prices are
+        computed once per pricelist, product and number of minimum quantities
+        reached (see ``_ingest_price_thresholds``), amounts once per quantity
+        and price."""
         company = self.env.company
         Pricelist = self.env["product.pricelist"].with_company(company)
         Product = self.env["product.product"].with_company(company)
-        cache = {}
+        thresholds = self._ingest_price_thresholds(
+            {
+                vals["_pricelist_id"]
+                for vals in valid
+                if vals["price_unit"] is None and vals["_pricelist_id"]
+            }
+        )
+        prices, amounts = {}, {}
         for vals in valid:
-            if vals["price_unit"] is None:
-                key = (vals["_pricelist_id"], vals["product_id"], vals["quantity"])
-                if key not in cache:
+            quantity, price = vals["quantity"], vals["price_unit"]
+            if price is None:
+                pricelist_id = vals["_pricelist_id"]
+                steps = thresholds.get(pricelist_id)
+                key = (
+                    pricelist_id,
+                    vals["product_id"],
+                    bisect_right(steps, quantity) if steps else 0,
+                )
+                price = prices.get(key)
+                if price is None:
                     product = Product.browse(vals["product_id"])
-                    pricelist = Pricelist.browse(vals["_pricelist_id"])
-                    cache[key] = (
+                    pricelist = Pricelist.browse(pricelist_id)
+                    price = prices[key] = (
                         pricelist._get_product_price(
-                            product, vals["quantity"], currency=company.currency_id
+                            product, quantity, currency=company.currency_id
                         )
                         if pricelist
                         else product.lst_price
                     )
-                vals["price_unit"] = cache[key]
-            vals["price_unit"] = round(vals["price_unit"], USAGE_DIGITS)
-            vals["amount"] = float_round(
-                vals["quantity"] * vals["price_unit"], USAGE_DIGITS
+            key = (quantity, price)
+            amount = amounts.get(key)
+            if amount is None:
+                rounded = round(price, USAGE_DIGITS)
+                amount = amounts[key] = (
+                    rounded,
+                    float_round(quantity * rounded, USAGE_DIGITS),
+                )
+            vals["price_unit"], vals["amount"] = amount
+
+    @api.model
+    def _ingest_price_thresholds(self, pricelist_ids):
+        """{pricelist id: the sorted minimum quantities of the rules of the
+        pricelist and of the pricelists its rules are based on}: a rule applies
+        to a quantity from its minimum quantity on (``_is_applicable_for``), so
+        two quantities that reach the same number of them get the same rules,
+        and the same price. A pricelist without such rules is left out (its
+        price does not depend on the quantity)."""
+        if not pricelist_ids:
+            return {}
+        # sudo: only the minimum quantities and bases of the rules are read.
+        Item = self.env["product.pricelist.item"].sudo().with_context(active_test=False)
+        rules = defaultdict(list)  # pricelist id: [(min quantity, base pricelist)]
+        todo, searched = set(pricelist_ids), set()
+        while todo:
+            for item in Item.search_fetch(
+                [("pricelist_id", "in", list(todo))],
+                ["pricelist_id", "min_quantity", "base", "base_pricelist_id"],
+            ):
+                rules[item.pricelist_id.id].append(
+                    (
+                        item.min_quantity,
+                        item.base_pricelist_id.id if item.base == "pricelist" else None,
+                    )
+                )
+            searched |= todo
+            todo = {
+                base for items in rules.values() for _min, base in items if base
+            } - searched
+
+        def closure(pricelist_id, seen):
+            seen.add(pricelist_id)
+            steps = set()
+            for minimum, base in rules.get(pricelist_id, ()):
+                if minimum > 0:
+                    steps.add(minimum)
+                if base and base not in seen:
+                    steps |= closure(base, seen)
+            return steps
+
+        thresholds = {}
+        for pricelist_id in pricelist_ids:
+            steps = closure(pricelist_id, set())
+            if steps:
+                thresholds[pricelist_id] = sorted(steps)
+        return thresholds
+
+    def _ingest_stage(self, valid):
+        """Copy the clean values ``valid`` to the staging table of the connection
+        (created at its first call, its rows deleted at commit) with one COPY."""
+        cr = self.env.cr
+        table = SQL.identifier(STAGING_TABLE)
+        cr.execute(SQL("SELECT to_regclass(%s)", f"pg_temp.{STAGING_TABLE}"))
+        if cr.fetchone()[0] is None:
+            cr.execute(
+                SQL(
+                    """
+                    CREATE TEMPORARY TABLE %s (
+                        partner_id int4, product_id int4, date timestamp,
+                        quantity numeric, price_unit numeric, amount numeric,
+                        name varchar, external_ref varchar, prepaid bool
+                    ) ON COMMIT DELETE ROWS
+                    """,
+                    table,
+                )
             )
+        else:  # the rows of an earlier call in this transaction
+            cr.execute(SQL("DELETE FROM %s", table))
+        lines = []
+        for vals in valid:
+            name = vals["name"]
+            lines.append(
+                f"{vals['partner_id']}\t{vals['product_id']}\t{vals['date']}\t"
+                f"{vals['quantity']!r}\t{vals['price_unit']!r}\t{vals['amount']!r}\t"
+                f"{COPY_NULL if name is None else _copy_text(name)}\t"
+                f"{_copy_text(vals['external_ref'])}\t"
+                f"{COPY_TRUE if vals['_prepaid'] else COPY_FALSE}\n"
+            )
+        data = io.StringIO("".join(lines))
+        # As Odoo's own COPY (models.py): no wait callback during a COPY.
+        callback = psycopg2.extensions.get_wait_callback()
+        psycopg2.extensions.set_wait_callback(None)
+        try:
+            cr.copy_expert(f'COPY "{STAGING_TABLE}" FROM STDIN', data)
+        finally:
+            psycopg2.extensions.set_wait_callback(callback)
+
+    def _ingest_store(self, prepaid, wallet_moves=None):
+        """Store the staged records of one billing mode with one INSERT, in the
+        order of their references (so that concurrent calls sharing references
+        cannot deadlock); a reference already stored is skipped. Postpaid ones
+        are pending; prepaid ones are debited, linked to the ledger line of
+        their customer in ``wallet_moves`` ({partner id: wallet movement id}).
+        Returns {external_ref: charge id} of the charges created (prepaid), or
+        their ids (postpaid)."""
+        wallet_moves = wallet_moves or {}
+        self.env.cr.execute(
+            SQL(
+                """
+                INSERT INTO billing_charge
+                    (partner_id, product_id, date, quantity, price_unit, amount, name,
+                     external_ref, wallet_move_id, company_id, state,
+                     create_uid, write_uid, create_date, write_date)
+                SELECT s.partner_id, s.product_id, s.date, s.quantity, s.price_unit,
+                       s.amount, s.name, s.external_ref, m.move_id, %(company)s,
+                       %(state)s, %(uid)s, %(uid)s, NOW() AT TIME ZONE 'UTC',
+                       NOW() AT TIME ZONE 'UTC'
+                  FROM %(stage)s s
+             LEFT JOIN unnest(%(partners)s::int4[], %(moves)s::int4[])
+                       AS m(partner_id, move_id) ON m.partner_id = s.partner_id
+                 WHERE s.prepaid = %(prepaid)s
+              ORDER BY s.external_ref COLLATE "C"
+                ON CONFLICT (company_id, external_ref) DO NOTHING
+             RETURNING %(returning)s
+                """,
+                stage=SQL.identifier(STAGING_TABLE),
+                company=self.env.company.id,
+                state="debited" if prepaid else "pending",
+                uid=self.env.uid,
+                partners=list(wallet_moves),
+                moves=list(wallet_moves.values()),
+                prepaid=prepaid,
+                returning=SQL("external_ref, id") if prepaid else SQL("id"),
+            )
+        )
+        rows = self.env.cr.fetchall()
+        self.env["billing.charge"].invalidate_model()
+        return dict(rows) if prepaid else [row[0] for row in rows]
 
     def _ingest_insert(self, vals_list, state="pending", wallet_moves=None):
         """Insert charges with one statement, in the order of their references (so
@@ -921,16 +1287,15 @@ class BillingCharge(models.Model):
                 for partner in partners
             }
         )
-        created = self._ingest_insert(
-            vals_list,
-            state="debited",
+        created = self._ingest_store(
+            prepaid=True,
             wallet_moves={
                 partner_id: movements[wallet_id]
                 for partner_id, (wallet_id, _balance) in wallets.items()
             },
         )
         currency = company.currency_id
-        debits, refused = {}, []
+        debits, refused, reasons = {}, [], {}
         for partner_id, partner_vals in by_partner.items():
             wallet_id, balance = wallets[partner_id]
             available = _micro(balance)
@@ -942,20 +1307,20 @@ class BillingCharge(models.Model):
                 amount = _micro(vals["amount"])
                 if amount > available:
                     refused.append(charge_id)
-                    rejected.append(
-                        {
-                            "external_ref": vals["external_ref"],
-                            "reason": self.env._(
-                                "the wallet balance of %(balance)s does not cover "
-                                "%(amount)s",
-                                balance=Wallet._format_amount_exact(
-                                    available / MICRO, currency
-                                ),
-                                amount=Wallet._format_amount_exact(
-                                    vals["amount"], currency
-                                ),
+                    key = (available, vals["amount"])
+                    if key not in reasons:  # a wallet used up refuses the rest
+                        reasons[key] = self.env._(
+                            "the wallet balance of %(balance)s does not cover "
+                            "%(amount)s",
+                            balance=Wallet._format_amount_exact(
+                                available / MICRO, currency
                             ),
-                        }
+                            amount=Wallet._format_amount_exact(
+                                vals["amount"], currency
+                            ),
+                        )
+                    rejected.append(
+                        {"external_ref": vals["external_ref"], "reason": reasons[key]}
                     )
                     continue
                 available -= amount

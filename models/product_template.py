@@ -59,3 +59,20 @@ class ProductTemplate(models.Model):
         return self.billing_is_recharge or not self.currency_id.is_zero(
             self.billing_topup_credit
         )
+
+    @api.ondelete(at_uninstall=False)
+    def _unlink_except_billing_charges(self):
+        # The database deletes the variants of a template deleted, and usage
+        # records have no foreign key on their service (UsageMany2one).
+        self.env["billing.charge"]._check_unreferenced(
+            self.with_context(active_test=False).product_variant_ids, "product_id"
+        )
+
+
+class ProductProduct(models.Model):
+    _inherit = "product.product"
+
+    @api.ondelete(at_uninstall=False)
+    def _unlink_except_billing_charges(self):
+        # Usage records have no foreign key on their service (UsageMany2one).
+        self.env["billing.charge"]._check_unreferenced(self, "product_id")

@@ -296,3 +296,8 @@ class ResCompany(models.Model):
             self.billing_wallet_account_id
         )
         return journal
+
+    @api.ondelete(at_uninstall=False)
+    def _unlink_except_billing_charges(self):
+        # Usage records have no foreign key on their company (UsageMany2one).
+        self.env["billing.charge"]._check_unreferenced(self, "company_id")

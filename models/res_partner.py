@@ -632,3 +632,8 @@ class ResPartner(models.Model):
         """Value ``vals[fname]`` as ``self[fname]`` would read once written."""
         field = self._fields[fname]
         return field.convert_to_record(field.convert_to_cache(vals[fname], self), self)
+
+    @api.ondelete(at_uninstall=False)
+    def _unlink_except_billing_charges(self):
+        # Usage records have no foreign key on their customer (UsageMany2one).
+        self.env["billing.charge"]._check_unreferenced(self, "partner_id")

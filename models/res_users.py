@@ -35,3 +35,9 @@ class ResUsers(models.Model):
             {"billing_mode": "prepaid"}
         )
         return user
+
+    @api.ondelete(at_uninstall=False)
+    def _unlink_forget_billing_charges(self):
+        # Usage records have no foreign key on their log users (UsageMany2one):
+        # a user deleted is emptied from them, as ON DELETE SET NULL did.
+        self.env["billing.charge"]._forget_users(self)

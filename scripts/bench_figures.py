@@ -1,6 +1,7 @@
 """Figures of scripts/bench, run inside ``odoo-bin shell`` (which provides ``env``)
 on a throwaway database. Each figure prints one line starting with "bench "."""
 
+import io
 import json
 import os
 import secrets
@@ -742,11 +743,33 @@ def bench_ingest(env):
         env.cr.commit()
         return result, time.perf_counter() - started
 
+    # The reference: the same rows, formatted as text and sent with COPY into a
+    # temporary table of the same database, right after each batch.
+    env.cr.execute(
+        "CREATE TEMPORARY TABLE bench_ingest_copy (partner_id int4, product_id int4,"
+        " date timestamp, quantity numeric, external_ref varchar)"
+    )
+
+    def copy(records):
+        started = time.perf_counter()
+        data = io.StringIO(
+            "".join(
+                f"{r['partner_id']}\t{r['product_id']}\t{r['date']}\t"
+                f"{r['quantity']}\t{r['external_ref']}\n"
+                for r in records
+            )
+        )
+        env.cr.copy_expert("COPY bench_ingest_copy FROM STDIN", data)
+        env.cr.commit()
+        return len(records) / (time.perf_counter() - started)
+
     balance_start = _bench_balance(env, customers["prepaid"])
     for mode in modes:  # warm-up: one record per customer, not timed
         result, _seconds = send(batch(mode, "warmup", count=1))
         assert result["created"] == INGEST_CUSTOMERS, result
+    copy(batch("postpaid", "warmup", count=1))
     rates = {mode: [] for mode in modes}
+    copy_rates = {mode: [] for mode in modes}
     for number in range(INGEST_BATCHES):
         for mode in modes if number % 2 == 0 else modes[::-1]:
             records = batch(mode, number)
@@ -757,6 +780,7 @@ def bench_ingest(env):
                 "rejected": [],
             }, (result["created"], result["duplicates"], result["rejected"][:3])
             rates[mode].append(len(records) / seconds)
+            copy_rates[mode].append(copy(records))
     sent = INGEST_CUSTOMERS + INGEST_BATCH * INGEST_BATCHES
     totals = {mode: _bench_charge_totals(env, customers[mode]) for mode in modes}
     debited = round(balance_start - _bench_balance(env, customers["prepaid"]), 2)
@@ -822,6 +846,24 @@ def bench_ingest(env):
             )
             + " (target: >= 100,000 records/s)"
         )
+    copy_median = statistics.median(copy_rates["postpaid"] + copy_rates["prepaid"])
+    print(
+        f"bench ingest-copy: the same rows formatted and sent with COPY into a "
+        f"temporary table after each batch: {copy_median:,.0f} records/s (median of "
+        f"{2 * INGEST_BATCHES}); ingest/COPY "
+        + ", ".join(
+            f"{mode} {statistics.median(ratios):.2f}"
+            for mode in modes
+            for ratios in [
+                [
+                    rate / ref
+                    for rate, ref in zip(rates[mode], copy_rates[mode], strict=True)
+                ]
+            ]
+        )
+        + " (median of the batch by batch ratios; target: ingest >= 100,000 "
+        "records/s)"
+    )
     pairs = [
         prepaid / postpaid
         for postpaid, prepaid in zip(rates["postpaid"], rates["prepaid"], strict=True)

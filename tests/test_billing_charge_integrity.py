@@ -1,0 +1,305 @@
+from unittest.mock import patch
+
+from odoo import Command
+from odoo.exceptions import UserError
+from odoo.tests import new_test_user, tagged
+from odoo.tools import SQL
+
+from ..models.billing_charge import UNCONSTRAINED_COLUMNS
+from .recurring_common import BillingRecurringCommon
+
+
+@tagged("post_install", "-at_install")
+class TestBillingChargeIntegrity(BillingRecurringCommon):
+    """Usage records have no database foreign key on the columns every record
+    fills: what they point to cannot be deleted while they do."""
+
+    def _ingest(self, ref, partner=None, product=None, env=None):
+        Charge = (env or self.env)["billing.charge"]
+        result = Charge.ingest(
+            [
+                {
+                    "partner_id": (partner or self.postpaid).id,
+                    "product_id": (product or self.sms).id,
+                    "date": "2026-10-15 10:00:00",
+                    "quantity": 2,
+                    "external_ref": ref,
+                }
+            ]
+        )
+        self.assertEqual(result["created"], 1, result)
+        return self.env["billing.charge"].search([("external_ref", "=", ref)])
+
+    def _foreign_keys(self):
+        self.env.cr.execute(
+            SQL(
+                """
+                SELECT a.attname FROM pg_constraint c
+                  JOIN pg_attribute a
+                    ON a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey)
+                 WHERE c.contype = 'f' AND c.conrelid = 'billing_charge'::regclass
+                """
+            )
+        )
+        return {row[0] for row in self.env.cr.fetchall()}
+
+    def test_no_foreign_keys_on_the_ingested_columns_even_after_an_update(self):
+        keys = self._foreign_keys()
+        self.assertFalse(keys & set(UNCONSTRAINED_COLUMNS), keys)
+        # The columns no record fills at ingest keep theirs.
+        self.assertLessEqual(
+            {"invoice_line_id", "cancelled_line_id", "service_id"}, keys
+        )
+        # A database of an earlier version had them: init drops them.
+        self.env.cr.execute(
+            SQL(
+                "ALTER TABLE billing_charge ADD FOREIGN KEY (product_id) "
+                "REFERENCES product_product(id) ON DELETE RESTRICT"
+            )
+        )
+        self.assertIn("product_id", self._foreign_keys())
+        # A module update (as Odoo's loading runs it) does not add them back.
+        self.registry.init_models(
+            self.env.cr, ["billing.charge"], {"module": "prepaid_postpaid_billing"}
+        )
+        self.assertFalse(self._foreign_keys() & set(UNCONSTRAINED_COLUMNS))
+
+    def test_customer_with_usage_cannot_be_deleted(self):
+        charge = self._ingest("int-partner")
+        with self.assertRaisesRegex(UserError, "usage records refer to it"):
+            self.postpaid.unlink()
+        self.assertTrue(self.postpaid.exists())
+        self.assertEqual(charge.partner_id, self.postpaid)
+        # A contact of the customer is not what charges point to: it goes.
+        contact = self.env["res.partner"].create(
+            {"name": "Contact", "parent_id": self.postpaid.id}
+        )
+        self._ingest("int-contact", partner=contact)
+        contact.unlink()
+        self.assertFalse(contact.exists())
+        unused = self._postpaid_customer("Never Used")
+        unused.unlink()
+        self.assertFalse(unused.exists())
+
+    def test_service_with_usage_cannot_be_deleted(self):
+        self._ingest("int-product")
+        with self.assertRaisesRegex(UserError, "usage records refer to it"):
+            self.sms.unlink()
+        # Deleting the template would delete the variant in the database.
+        with self.assertRaisesRegex(UserError, "usage records refer to it"):
+            self.sms.product_tmpl_id.unlink()
+        self.assertTrue(self.sms.exists())
+        # Archived variants count as well.
+        self.sms.active = False
+        with self.assertRaisesRegex(UserError, "usage records refer to it"):
+            self.sms.product_tmpl_id.unlink()
+        self.assertTrue(self.sms.exists())
+        self.plan.product_tmpl_id.unlink()
+        self.assertFalse(self.plan.exists())
+
+    def test_company_with_usage_cannot_be_deleted(self):
+        other = self.env["res.company"].create({"name": "Other Billing Co"})
+        self.env.user.company_ids += other
+        self._ingest(
+            "int-company", env=self.env(context={"allowed_company_ids": [other.id]})
+        )
+        charge = self.env["billing.charge"].search(
+            [("external_ref", "=", "int-company")]
+        )
+        self.assertEqual(charge.company_id, other)
+        with self.assertRaisesRegex(UserError, "usage records refer to it"):
+            other.unlink()
+        self.assertTrue(other.exists())
+
+    def test_wallet_movement_of_usage_cannot_be_deleted(self):
+        self._fund(10.0, self.customer)
+        charge = self._ingest("int-wallet", partner=self.customer)
+        self.assertEqual(charge.state, "debited")
+        with self.assertRaises(UserError):
+            charge.wallet_move_id.unlink()
+        self.assertTrue(charge.wallet_move_id.exists())
+
+    def test_deleted_user_is_forgotten_by_usage_records(self):
+        user = new_test_user(
+            self.env,
+            login="usage_sender",
+            groups="base.group_user,prepaid_postpaid_billing.group_billing_user",
+        )
+        charge = self._ingest("int-user", env=self.env(user=user))
+        self.assertEqual(charge.create_uid, user)
+        self.assertEqual(charge.write_uid, user)
+        user.unlink()
+        self.assertFalse(user.exists())
+        self.assertFalse(charge.create_uid)
+        self.assertFalse(charge.write_uid)
+        self.env.cr.execute(
+            SQL(
+                "SELECT count(*) FROM billing_charge WHERE create_uid = %s "
+                "OR write_uid = %s",
+                user.id,
+                user.id,
+            )
+        )
+        self.assertEqual(self.env.cr.fetchone()[0], 0)
+
+
+@tagged("post_install", "-at_install")
+class TestBillingChargeIngestVolume(BillingRecurringCommon):
+    """Ingest at volume: records copied to a staging table as text, prices
+    computed once per pricelist, service and set of pricelist rules their
+    quantity reaches."""
+
+    def test_text_with_tabs_line_ends_and_backslashes_stored_as_sent(self):
+        Charge = self.env["billing.charge"]
+        refs = ["tab\there", "line\nend", "back\\slash\\N", "cr\rlf", "é€ ünï"]
+        records = [
+            {
+                "partner_id": self.postpaid.id,
+                "product_id": self.sms.id,
+                "date": "2026-10-15 10:00:00.250000",
+                "quantity": 1.5,
+                "external_ref": ref,
+                "name": f"name of {ref}\t\\",
+            }
+            for ref in refs
+        ]
+        self.assertEqual(Charge.ingest(records)["created"], len(refs))
+        charges = Charge.search([("external_ref", "in", refs)])
+        self.assertEqual(sorted(charges.mapped("external_ref")), sorted(refs))
+        for charge in charges:
+            self.assertEqual(charge.name, f"name of {charge.external_ref}\t\\")
+            self.assertEqual(str(charge.date), "2026-10-15 10:00:00.250000")
+            self.assertEqual(charge.quantity, 1.5)
+        # Sent again in the same transaction: the staging table of the first
+        # call holds nothing for the second.
+        again = Charge.ingest(records + [{**records[0], "external_ref": "new"}])
+        self.assertEqual((again["created"], again["duplicates"]), (1, len(refs)))
+        # A call rolled back (its staging table with it), then another.
+        with self.assertRaises(UserError), self.env.cr.savepoint():
+            Charge.ingest([{**records[0], "external_ref": "rolled back"}])
+            raise UserError(self.env._("roll back"))
+        self.assertEqual(
+            Charge.ingest([{**records[0], "external_ref": "after"}])["created"], 1
+        )
+        self.assertFalse(Charge.search([("external_ref", "=", "rolled back")]))
+
+    def test_quantity_breaks_priced_exactly_and_once_per_break(self):
+        volume = self.env["product.pricelist"].create(
+            {
+                "name": "Volume",
+                "currency_id": self.currency.id,
+                "item_ids": [
+                    Command.create(
+                        {
+                            "applied_on": "0_product_variant",
+                            "product_id": self.sms.id,
+                            "compute_price": "fixed",
+                            "fixed_price": fixed,
+                            "min_quantity": minimum,
+                        }
+                    )
+                    for minimum, fixed in ((0, 0.05), (100, 0.04), (1000, 0.03))
+                ],
+            }
+        )
+        # Based on Volume, with a break of its own: both pricelists' breaks count.
+        reseller = self.env["product.pricelist"].create(
+            {
+                "name": "Reseller",
+                "currency_id": self.currency.id,
+                "item_ids": [
+                    Command.create(
+                        {
+                            "applied_on": "3_global",
+                            "compute_price": "formula",
+                            "base": "pricelist",
+                            "base_pricelist_id": volume.id,
+                            "price_discount": 10,
+                        }
+                    ),
+                    Command.create(
+                        {
+                            "applied_on": "3_global",
+                            "compute_price": "formula",
+                            "base": "pricelist",
+                            "base_pricelist_id": volume.id,
+                            "price_discount": 20,
+                            "min_quantity": 500,
+                        }
+                    ),
+                ],
+            }
+        )
+        flat = self.env["product.pricelist"].create(
+            {
+                "name": "Flat",
+                "currency_id": self.currency.id,
+                "item_ids": [
+                    Command.create(
+                        {
+                            "applied_on": "0_product_variant",
+                            "product_id": self.sms.id,
+                            "compute_price": "fixed",
+                            "fixed_price": 0.02,
+                        }
+                    )
+                ],
+            }
+        )
+        customers = {}
+        for pricelist in (volume, reseller, flat):
+            customers[pricelist] = self._postpaid_customer(f"On {pricelist.name}")
+            customers[pricelist].property_product_pricelist = pricelist
+        quantities = [1, 99.5, 100, 100.25, 499, 500, 999.999, 1000, 5000, 3]
+        records = [
+            {
+                "partner_id": customers[pricelist].id,
+                "product_id": self.sms.id,
+                "date": "2026-10-15 10:00:00",
+                "quantity": quantity,
+                "external_ref": f"break-{pricelist.name}-{index}",
+            }
+            for pricelist in (volume, reseller, flat)
+            for index, quantity in enumerate(quantities)
+        ]
+        Pricelist = type(self.env["product.pricelist"])
+        original = Pricelist._get_product_price
+        calls = []
+
+        def counted(pricelist, product, quantity, *args, **kwargs):
+            calls.append((pricelist.id, quantity))
+            return original(pricelist, product, quantity, *args, **kwargs)
+
+        with patch.object(Pricelist, "_get_product_price", counted):
+            result = self.env["billing.charge"].ingest(records)
+        self.assertEqual(result["created"], len(records), result)
+        # Volume: below 100, 100 to 1000, from 1000 (3); Reseller: those and
+        # its own 500 (4), each pricing Volume once more; Flat: no break (1).
+        # Ten quantities each: 30 prices were the cache by quantity.
+        self.assertEqual(
+            {
+                pricelist_id: sum(1 for call in calls if call[0] == pricelist_id)
+                for pricelist_id in (volume.id, reseller.id, flat.id)
+            },
+            {volume.id: 3 + 4, reseller.id: 4, flat.id: 1},
+        )
+        charges = {
+            charge.external_ref: charge
+            for charge in self.env["billing.charge"].search(
+                [("external_ref", "=like", "break-%")]
+            )
+        }
+        for pricelist in (volume, reseller, flat):
+            for index, quantity in enumerate(quantities):
+                charge = charges[f"break-{pricelist.name}-{index}"]
+                expected = round(pricelist._get_product_price(self.sms, quantity), 6)
+                self.assertAlmostEqual(charge.price_unit, expected, places=6)
+                self.assertAlmostEqual(
+                    charge.amount, round(quantity * expected, 6), places=6
+                )
+        self.assertAlmostEqual(charges["break-Volume-1"].price_unit, 0.05, places=6)
+        self.assertAlmostEqual(charges["break-Volume-2"].price_unit, 0.04, places=6)
+        self.assertAlmostEqual(charges["break-Volume-7"].price_unit, 0.03, places=6)
+        self.assertAlmostEqual(charges["break-Reseller-4"].price_unit, 0.036, places=6)
+        self.assertAlmostEqual(charges["break-Reseller-5"].price_unit, 0.032, places=6)
+        self.assertAlmostEqual(charges["break-Reseller-8"].price_unit, 0.024, places=6)
