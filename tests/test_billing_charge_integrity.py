@@ -142,6 +142,27 @@ class TestBillingChargeIntegrity(BillingRecurringCommon):
         )
         self.assertEqual(self.env.cr.fetchone()[0], 0)
 
+    def test_merging_contacts_carries_their_usage_records_over(self):
+        """Odoo's contact merge re-points foreign keys it finds in the database:
+        the usage records' customer has none, and is re-pointed all the same, so
+        the merge is not refused and no record is left on the merged contact."""
+        duplicate = self._postpaid_customer("Postpaid One Duplicate")
+        charge = self._ingest("merge-1", partner=duplicate)
+        kept = self._ingest("merge-2")
+        self.env["base.partner.merge.automatic.wizard"]._merge(
+            [self.postpaid.id, duplicate.id], self.postpaid, extra_checks=False
+        )
+        self.assertFalse(duplicate.exists())
+        self.env.invalidate_all()
+        self.assertEqual(charge.partner_id, self.postpaid)
+        self.assertEqual(kept.partner_id, self.postpaid)
+        self.assertEqual(
+            self.env["billing.charge"].search_count(
+                [("partner_id", "=", self.postpaid.id)]
+            ),
+            2,
+        )
+
 
 @tagged("post_install", "-at_install")
 class TestBillingChargeIngestVolume(BillingRecurringCommon):
