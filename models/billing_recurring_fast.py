@@ -54,7 +54,38 @@ class BillingRecurring(models.Model):
         Move = self.env["account.move"].with_context(
             default_move_type="out_invoice", tracking_disable=True
         )
-        cache = {}
+        # The customers, their delivery addresses and the products of the
+        # batch, read together.
+        partners = self.env["res.partner"].browse(
+            {vals.get("partner_id") for vals in vals_list} - {None, False}
+        )
+        delivery_ids = {
+            partner.id: partner.address_get(["delivery"])["delivery"]
+            for partner in partners
+        }
+        deliveries = {
+            delivery.id: delivery
+            for delivery in self.env["res.partner"].browse(set(delivery_ids.values()))
+        }
+        cache = {
+            "partners": {partner.id: partner for partner in partners},
+            "deliveries": {
+                partner_id: deliveries[delivery_id]
+                for partner_id, delivery_id in delivery_ids.items()
+            },
+            "products": {
+                product.id: product
+                for product in self.env["product.product"].browse(
+                    {
+                        command[2].get("product_id")
+                        for vals in vals_list
+                        for command in vals.get("invoice_line_ids", [])
+                        if command[0] == Command.CREATE
+                    }
+                    - {None, False}
+                )
+            },
+        }
         fast, slow = [], []
         for index, vals in enumerate(vals_list):
             precomputed = self._billing_precompute_invoice(vals, cache)
@@ -99,7 +130,9 @@ class BillingRecurring(models.Model):
         journal = self.env["account.journal"].browse(vals["journal_id"])
         if journal.currency_id and journal.currency_id != currency:
             return None
-        partner = self.env["res.partner"].browse(vals["partner_id"])
+        partner = cache.get("partners", {}).get(vals["partner_id"]) or self.env[
+            "res.partner"
+        ].browse(vals["partner_id"])
         fiscal_position, term = self._billing_partner_accounting(partner, cache)
         if term.early_discount and term.early_pay_discount_computation == "mixed":
             return None
@@ -117,7 +150,9 @@ class BillingRecurring(models.Model):
                 or not line.get("product_id")
             ):
                 return None
-            product = self.env["product.product"].browse(line["product_id"])
+            product = cache.get("products", {}).get(line["product_id"]) or self.env[
+                "product.product"
+            ].browse(line["product_id"])
             accounting = self._billing_product_accounting(
                 product, fiscal_position, company, cache
             )
@@ -130,6 +165,10 @@ class BillingRecurring(models.Model):
                     "display_type": "product",
                     "account_id": account.id,
                     "tax_ids": [Command.set(taxes.ids)],
+                    # As account.move.line's computes give them.
+                    "partner_id": commercial.id,
+                    "currency_id": currency.id,
+                    "product_uom_id": product.uom_id.id,
                 }
             )
             base_lines.append(
@@ -154,6 +193,14 @@ class BillingRecurring(models.Model):
         if not line_vals:
             return None
         AccountTax._add_tax_details_in_base_lines(base_lines, company)
+        for base_line, line in zip(base_lines, line_vals, strict=True):
+            # account.move.line._compute_totals, from the same tax details.
+            line["price_subtotal"] = base_line["tax_details"][
+                "raw_total_excluded_currency"
+            ]
+            line["price_total"] = base_line["tax_details"][
+                "raw_total_included_currency"
+            ]
         AccountTax._round_base_lines_tax_details(base_lines, company)
         # account.move.always_tax_exigible is False on invoices.
         AccountTax._add_accounting_data_in_base_lines_tax_details(
@@ -272,9 +319,9 @@ class BillingRecurring(models.Model):
         key = ("partner", partner.id)
         if key not in cache:
             company = self.env.company
-            delivery = self.env["res.partner"].browse(
-                partner.address_get(["delivery"])["delivery"]
-            )
+            delivery = cache.get("deliveries", {}).get(partner.id) or self.env[
+                "res.partner"
+            ].browse(partner.address_get(["delivery"])["delivery"])
             fiscal_position = (
                 self.env["account.fiscal.position"]
                 .with_company(company)
