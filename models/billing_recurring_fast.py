@@ -165,10 +165,8 @@ class BillingRecurring(models.Model):
                     "display_type": "product",
                     "account_id": account.id,
                     "tax_ids": [Command.set(taxes.ids)],
-                    # As account.move.line's computes give them.
-                    "partner_id": commercial.id,
-                    "currency_id": currency.id,
                     "product_uom_id": product.uom_id.id,
+                    "tax_tag_invert": bool(taxes),
                 }
             )
             base_lines.append(
@@ -193,14 +191,6 @@ class BillingRecurring(models.Model):
         if not line_vals:
             return None
         AccountTax._add_tax_details_in_base_lines(base_lines, company)
-        for base_line, line in zip(base_lines, line_vals, strict=True):
-            # account.move.line._compute_totals, from the same tax details.
-            line["price_subtotal"] = base_line["tax_details"][
-                "raw_total_excluded_currency"
-            ]
-            line["price_total"] = base_line["tax_details"][
-                "raw_total_included_currency"
-            ]
         AccountTax._round_base_lines_tax_details(base_lines, company)
         # account.move.always_tax_exigible is False on invoices.
         AccountTax._add_accounting_data_in_base_lines_tax_details(
@@ -215,7 +205,18 @@ class BillingRecurring(models.Model):
             untaxed += to_update["amount_currency"]
         tax_line_vals = []
         for tax_line in tax_results["tax_lines_to_add"]:
-            tax_line_vals.append({**tax_line, "display_type": "tax"})
+            tax_line_id = self._billing_repartition_tax(
+                tax_line["tax_repartition_line_id"], cache
+            )
+            tax_line_vals.append(
+                {
+                    **tax_line,
+                    "display_type": "tax",
+                    "tax_line_id": tax_line_id.id,
+                    "tax_group_id": tax_line_id.tax_group_id.id,
+                    "tax_tag_invert": True,
+                }
+            )
             tax += tax_line["amount_currency"]
         # As account.move's amount_untaxed and amount_tax hold them, rounded.
         untaxed = currency.round(sign * untaxed)
@@ -226,6 +227,22 @@ class BillingRecurring(models.Model):
         )
         if term_vals is None:
             return None
+        # What account.move.line's computes and related fields would give the
+        # lines, given so that they are not computed again (the equality test
+        # compares every stored field).
+        common = {
+            "company_id": company.id,
+            "company_currency_id": currency.id,
+            "journal_id": vals["journal_id"],
+            "currency_id": currency.id,
+            "partner_id": commercial.id,
+        }
+        for line in (*line_vals, *tax_line_vals, *term_vals):
+            line.update(common)
+            line.setdefault("tax_tag_invert", False)
+            if not company.account_storno:
+                line["debit"] = line["balance"] if line["balance"] > 0.0 else 0.0
+                line["credit"] = -line["balance"] if line["balance"] < 0.0 else 0.0
         return {
             **vals,
             "fiscal_position_id": fiscal_position.id,
@@ -245,8 +262,9 @@ class BillingRecurring(models.Model):
         """Payment term lines of an invoice of ``untaxed`` and ``tax`` (in
         ``currency``, the company's) dated ``invoice_date``, as
         ``account.move._compute_needed_terms`` and ``_sync_dynamic_line`` make
-        them; ``None`` when the invoice has no payment terms (its due date is
-        then the day it is created on, ``invoice_date_due``'s default)."""
+        them: without payment terms, one line due the day the invoice is
+        created on (``invoice_date_due``'s default). ``None`` when a line would
+        be of nothing, which the ordinary create handles."""
         if not term:
             total = currency.round(untaxed + tax)
             return [
@@ -310,6 +328,18 @@ class BillingRecurring(models.Model):
                 }
             )
         return lines
+
+    @api.model
+    def _billing_repartition_tax(self, repartition_line_id, cache):
+        """The tax of the tax repartition line ``repartition_line_id``."""
+        key = ("repartition", repartition_line_id)
+        if key not in cache:
+            cache[key] = (
+                self.env["account.tax.repartition.line"]
+                .browse(repartition_line_id)
+                .tax_id
+            )
+        return cache[key]
 
     @api.model
     def _billing_partner_accounting(self, partner, cache):

@@ -1,7 +1,9 @@
 import copy
 from datetime import date
+from unittest.mock import patch
 
 from odoo import Command, fields
+from odoo.exceptions import UserError
 from odoo.tests import tagged
 
 from .recurring_common import BillingRecurringCommon
@@ -446,3 +448,25 @@ class TestBillingRecurringFast(BillingRecurringCommon):
             invoice.invoice_date_due,
             fields.Date.end_of(date(2026, 12, 1), "month"),
         )
+
+    def test_unbalanced_precomputed_invoice_is_refused(self):
+        """The precomputed invoices are checked balanced once created: a payment
+        term line one cent off is refused, not saved."""
+        Recurring = type(self.env["billing.recurring"])
+        original = Recurring._billing_term_line_vals
+
+        def one_cent_off(records, *args, **kwargs):
+            lines = original(records, *args, **kwargs)
+            lines[0]["balance"] += 0.01
+            lines[0]["amount_currency"] += 0.01
+            return lines
+
+        partner = self._customer("Unbalanced Customer")
+        vals = self._vals(partner, [(self.p_excluded, 1234.0, 0.0137)])
+        count = self.env["account.move"].search_count([])
+        with (
+            patch.object(Recurring, "_billing_term_line_vals", one_cent_off),
+            self.assertRaisesRegex(UserError, "not balanced"),
+        ):
+            self.env["billing.recurring"]._billing_create_invoices([vals])
+        self.assertEqual(self.env["account.move"].search_count([]), count)
