@@ -241,8 +241,8 @@ class BillingRecurring(models.Model):
             line.update(common)
             line.setdefault("tax_tag_invert", False)
             if not company.account_storno:
-                line["debit"] = line["balance"] if line["balance"] > 0.0 else 0.0
-                line["credit"] = -line["balance"] if line["balance"] < 0.0 else 0.0
+                line["debit"] = max(0.0, line["balance"])
+                line["credit"] = max(0.0, -line["balance"])
         return {
             **vals,
             "fiscal_position_id": fiscal_position.id,
