@@ -7,6 +7,7 @@ from . import account_payment
 from . import billing_charge
 from . import billing_dashboard
 from . import billing_recurring
+from . import billing_recurring_fast
 from . import billing_recurring_allowance
 from . import billing_recurring_line
 from . import billing_run

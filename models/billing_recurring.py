@@ -961,8 +961,9 @@ class BillingRecurring(models.Model):
 
     def _billing_invoice_due(self, today):
         """Create the invoices of the due periods of these schedules: one grouped
-        query for their pending charges, one ``create`` for the invoices, one
-        ``UPDATE`` to link the charges and one to advance the schedules."""
+        query for their pending charges, one precomputed ``create`` for the
+        invoices (see ``_billing_create_invoices``), one set-based ``UPDATE`` to
+        link the charges and one to advance the schedules."""
         stats = defaultdict(int)
         stats["schedules"] = len(self)
         periods, next_dates = self._billing_due_periods(today)
@@ -978,27 +979,33 @@ class BillingRecurring(models.Model):
         defaults = self._billing_invoice_defaults()
         vals_list, links, invoiced_periods = [], [], []
         for index, period in enumerate(to_invoice):
+            period_groups = groups.get(index, [])
             vals, line_charges = self._billing_prepare_invoice_vals(
-                period, groups.get(index, []), defaults
+                period, period_groups, defaults
             )
             if vals is None:
                 stats["skipped"] += 1
                 continue
             vals_list.append(vals)
-            links.append(line_charges)
+            # One usage line per group, in the order of the groups.
+            links.append(
+                [
+                    (position, group)
+                    for (position, _key), group in zip(
+                        line_charges, period_groups, strict=True
+                    )
+                ]
+            )
             invoiced_periods.append(period)
-        invoices = (
-            self.env["account.move"]
-            .with_context(default_move_type="out_invoice", tracking_disable=True)
-            .create(vals_list)
-        )
-        charge_ids, line_ids = [], []
-        for invoice, line_charges in zip(invoices, links, strict=True):
+        invoices = self._billing_create_invoices(vals_list)
+        charge_links = []
+        for invoice, line_groups, period in zip(
+            invoices, links, invoiced_periods, strict=True
+        ):
             lines = invoice.invoice_line_ids.sorted("id")
-            for position, ids in line_charges:
-                charge_ids.extend(ids)
-                line_ids.extend([lines[position].id] * len(ids))
-        self.env["billing.charge"]._link_invoice_lines(charge_ids, line_ids)
+            for position, group in line_groups:
+                charge_links.append((lines[position].id, period, group))
+        charge_count = self._billing_link_charges(charge_links)
         # The next period starts where the last one due ended: its invoice date.
         period_starts = {p["recurring"].id: p["invoice_date"] for p in periods}
         self.env.cr.execute(
@@ -1027,14 +1034,16 @@ class BillingRecurring(models.Model):
             to_confirm._billing_send_recurring_invoices()
         stats["stopped"] += len(self._billing_stop_when_invoiced())
         stats["invoices"] += len(invoices)
-        stats["charges"] += len(charge_ids)
+        stats["charges"] += charge_count
         return stats
 
     def _billing_charge_groups(self, periods):
         """Pending charges of each period summed per product and unit price,
         each renewal of a service and period on its own: {period index:
-        [(product_id, price_unit, quantity, amount, charge ids[, renewal
-        label])]}."""
+        [(product_id, price_unit, quantity, amount, (count, service_id,
+        service_period_start)[, renewal label])]}; the key in fifth place
+        tells ``_billing_link_charges`` which charges the group's line bills,
+        without carrying their ids."""
         if not periods:
             return {}
         self.env["billing.charge"].flush_model()
@@ -1042,7 +1051,7 @@ class BillingRecurring(models.Model):
             SQL(
                 """
                 SELECT p.idx, c.product_id, c.price_unit, SUM(c.quantity),
-                       SUM(c.amount), ARRAY_AGG(c.id ORDER BY c.id), c.service_id,
+                       SUM(c.amount), COUNT(*), c.service_id,
                        c.service_period_start
                   FROM unnest(%(idx)s::int4[], %(partners)s::int4[],
                               %(starts)s::timestamp[], %(ends)s::timestamp[])
@@ -1070,10 +1079,12 @@ class BillingRecurring(models.Model):
                 company=self.env.company.id,
             )
         )
+        rows = [
+            (*row[:5], (count, service_id, start), service_id, start)
+            for *row, count, service_id, start in self.env.cr.fetchall()
+        ]
         groups = defaultdict(list)
-        for idx, *group in self.env["billing.charge"]._service_groups(
-            self.env.cr.fetchall()
-        ):
+        for idx, *group in self.env["billing.charge"]._service_groups(rows):
             groups[idx].append(tuple(group))
         return groups
 
@@ -1141,6 +1152,25 @@ class BillingRecurring(models.Model):
         partner = recurring.partner_id
         # A reseller's customer is invoiced in the reseller's journal.
         reseller_journal = partner._billing_invoice_journal(recurring.company_id)
+        journal = reseller_journal or self.env["account.journal"].browse(
+            defaults["move"].get("journal_id")
+        )
+        if journal.currency_id and journal.currency_id != currency:
+            # Usage is priced and summed in the company currency: an invoice in
+            # another currency would bill those amounts as if they were its own.
+            raise UserError(
+                self.env._(
+                    "Recurring invoice %(name)s: its journal %(journal)s invoices in "
+                    "%(currency)s, and recurring invoices bill in the company "
+                    "currency %(company_currency)s only. Invoice %(partner)s in a "
+                    "journal in %(company_currency)s.",
+                    name=recurring.name,
+                    journal=journal.display_name,
+                    currency=journal.currency_id.name,
+                    company_currency=currency.name,
+                    partner=partner.display_name,
+                )
+            )
         vals = {
             **defaults["move"],
             **({"journal_id": reseller_journal.id} if reseller_journal else {}),

@@ -9,6 +9,7 @@ from . import test_billing_wallet_portal_pay
 from . import test_billing_wallet_portal_concurrency
 from . import test_billing_charge_ingest
 from . import test_billing_recurring
+from . import test_billing_recurring_fast
 from . import test_billing_charge_rpc
 from . import test_billing_invoice_create
 from . import test_billing_invoice_manage

@@ -1,0 +1,479 @@
+from collections import defaultdict
+from datetime import datetime, time
+
+from odoo import Command, api, fields, models
+from odoo.exceptions import UserError
+from odoo.tools import SQL, frozendict
+
+# Keys of the product line values the precomputed create takes as they are.
+FAST_LINE_KEYS = {
+    "product_id",
+    "name",
+    "quantity",
+    "price_unit",
+    "discount",
+    "sequence",
+    "analytic_distribution",
+}
+# Keys of the invoice values the precomputed create takes as they are.
+FAST_MOVE_KEYS = {
+    "move_type",
+    "journal_id",
+    "name",
+    "partner_id",
+    "company_id",
+    "invoice_date",
+    "invoice_origin",
+    "narration",
+    "billing_recurring_id",
+    "billing_period_start",
+    "billing_period_end",
+    "billing_customer_notes",
+    "invoice_line_ids",
+}
+
+
+class BillingRecurring(models.Model):
+    _inherit = "billing.recurring"
+
+    # -------------------------------------------------------------------------
+    # PRECOMPUTED INVOICES
+    # -------------------------------------------------------------------------
+
+    @api.model
+    def _billing_create_invoices(self, vals_list):
+        """Create the customer invoices ``vals_list`` (values of
+        ``account.move.create`` whose ``invoice_line_ids`` create product
+        lines), the same as Odoo's ordinary ``create`` makes them: their tax,
+        payment term lines and due dates computed per batch with Odoo's tax
+        helpers, as ``_sync_tax_lines`` and ``_compute_needed_terms`` compute
+        them, then created with Odoo's synchronisation of those lines skipped
+        and checked balanced. An invoice that cannot be precomputed exactly
+        (see ``_billing_precompute_invoice``) is created the ordinary way.
+        Returns the invoices, in the order of ``vals_list``."""
+        Move = self.env["account.move"].with_context(
+            default_move_type="out_invoice", tracking_disable=True
+        )
+        # The customers, their delivery addresses and the products of the
+        # batch, read together.
+        partners = self.env["res.partner"].browse(
+            {vals.get("partner_id") for vals in vals_list} - {None, False}
+        )
+        delivery_ids = {
+            partner.id: partner.address_get(["delivery"])["delivery"]
+            for partner in partners
+        }
+        deliveries = {
+            delivery.id: delivery
+            for delivery in self.env["res.partner"].browse(set(delivery_ids.values()))
+        }
+        cache = {
+            "partners": {partner.id: partner for partner in partners},
+            "deliveries": {
+                partner_id: deliveries[delivery_id]
+                for partner_id, delivery_id in delivery_ids.items()
+            },
+            "products": {
+                product.id: product
+                for product in self.env["product.product"].browse(
+                    {
+                        command[2].get("product_id")
+                        for vals in vals_list
+                        for command in vals.get("invoice_line_ids", [])
+                        if command[0] == Command.CREATE
+                    }
+                    - {None, False}
+                )
+            },
+        }
+        fast, slow = [], []
+        for index, vals in enumerate(vals_list):
+            precomputed = self._billing_precompute_invoice(vals, cache)
+            if precomputed is None:
+                slow.append((index, vals))
+            else:
+                fast.append((index, precomputed))
+        ids = [None] * len(vals_list)
+        if fast:
+            created = Move.with_context(
+                skip_invoice_sync=True,
+                skip_invoice_line_sync=True,
+                check_move_validity=False,
+            ).create([vals for _index, vals in fast])
+            # The balance check the synchronisation skipped, on the created moves.
+            with Move._check_balanced({"records": Move.browse(created.ids)}):
+                pass
+            for (index, _vals), move in zip(fast, created, strict=True):
+                ids[index] = move.id
+        if slow:
+            created = Move.create([vals for _index, vals in slow])
+            for (index, _vals), move in zip(slow, created, strict=True):
+                ids[index] = move.id
+        return Move.browse(ids)
+
+    @api.model
+    def _billing_precompute_invoice(self, vals, cache):
+        """Values of ``account.move.create`` for the invoice ``vals`` with all
+        its lines: the product lines with their accounts, taxes, tags and
+        amounts, the tax lines and the payment term lines; its fiscal position,
+        payment terms and due date. ``None`` when it cannot be precomputed
+        exactly: not a customer invoice of product lines in the company
+        currency, cash rounding, a mixed early payment discount (which adds
+        lines of its own), analytic distributions to compute, cash basis
+        taxes, a product without an income account."""
+        if set(vals) - FAST_MOVE_KEYS or vals.get("move_type") != "out_invoice":
+            return None
+        company = self.env["res.company"].browse(vals["company_id"])
+        if company != self.env.company:
+            return None
+        currency = company.currency_id
+        journal = self.env["account.journal"].browse(vals["journal_id"])
+        if journal.currency_id and journal.currency_id != currency:
+            return None
+        partner = cache.get("partners", {}).get(vals["partner_id"]) or self.env[
+            "res.partner"
+        ].browse(vals["partner_id"])
+        fiscal_position, term = self._billing_partner_accounting(partner, cache)
+        if term.early_discount and term.early_pay_discount_computation == "mixed":
+            return None
+        AccountTax = self.env["account.tax"]
+        commercial = partner.commercial_partner_id
+        sign = -1  # account.move.direction_sign of a customer invoice
+        line_vals, base_lines = [], []
+        for command in vals["invoice_line_ids"]:
+            if command[0] != Command.CREATE:
+                return None
+            line = command[2]
+            if (
+                set(line) - FAST_LINE_KEYS
+                or line.get("analytic_distribution", True) is not False
+                or not line.get("product_id")
+            ):
+                return None
+            product = cache.get("products", {}).get(line["product_id"]) or self.env[
+                "product.product"
+            ].browse(line["product_id"])
+            accounting = self._billing_product_accounting(
+                product, fiscal_position, company, cache
+            )
+            if accounting is None:
+                return None
+            account, taxes = accounting
+            line_vals.append(
+                {
+                    **line,
+                    "display_type": "product",
+                    "account_id": account.id,
+                    "tax_ids": [Command.set(taxes.ids)],
+                    "product_uom_id": product.uom_id.id,
+                    "tax_tag_invert": bool(taxes),
+                }
+            )
+            base_lines.append(
+                AccountTax._prepare_base_line_for_taxes_computation(
+                    None,
+                    product_id=product,
+                    tax_ids=taxes,
+                    price_unit=line.get("price_unit", 0.0),
+                    quantity=line.get("quantity", 1.0),
+                    discount=line.get("discount", 0.0),
+                    currency_id=currency,
+                    rate=1.0,
+                    sign=sign,
+                    is_refund=False,
+                    # account.move.line.tax_tag_invert of a customer invoice line
+                    tax_tag_invert=bool(taxes),
+                    partner_id=commercial,
+                    account_id=account,
+                    analytic_distribution=False,
+                )
+            )
+        if not line_vals:
+            return None
+        AccountTax._add_tax_details_in_base_lines(base_lines, company)
+        AccountTax._round_base_lines_tax_details(base_lines, company)
+        # account.move.always_tax_exigible is False on invoices.
+        AccountTax._add_accounting_data_in_base_lines_tax_details(
+            base_lines, company, include_caba_tags=False
+        )
+        tax_results = AccountTax._prepare_tax_lines(base_lines, company)
+        untaxed = tax = 0.0
+        for (_base_line, to_update), line in zip(
+            tax_results["base_lines_to_update"], line_vals, strict=True
+        ):
+            line.update(to_update)
+            untaxed += to_update["amount_currency"]
+        tax_line_vals = []
+        for tax_line in tax_results["tax_lines_to_add"]:
+            tax_line_id = self._billing_repartition_tax(
+                tax_line["tax_repartition_line_id"], cache
+            )
+            tax_line_vals.append(
+                {
+                    **tax_line,
+                    "display_type": "tax",
+                    "tax_line_id": tax_line_id.id,
+                    "tax_group_id": tax_line_id.tax_group_id.id,
+                    "tax_tag_invert": True,
+                }
+            )
+            tax += tax_line["amount_currency"]
+        # As account.move's amount_untaxed and amount_tax hold them, rounded.
+        untaxed = currency.round(sign * untaxed)
+        tax = currency.round(sign * tax)
+        invoice_date = vals["invoice_date"]
+        term_vals = self._billing_term_line_vals(
+            term, currency, company, fields.Date.to_date(invoice_date), untaxed, tax
+        )
+        if term_vals is None:
+            return None
+        # What account.move.line's computes and related fields would give the
+        # lines, given so that they are not computed again (the equality test
+        # compares every stored field).
+        common = {
+            "company_id": company.id,
+            "company_currency_id": currency.id,
+            "journal_id": vals["journal_id"],
+            "currency_id": currency.id,
+            "partner_id": commercial.id,
+        }
+        for line in (*line_vals, *tax_line_vals, *term_vals):
+            line.update(common)
+            line.setdefault("tax_tag_invert", False)
+            if not company.account_storno:
+                line["debit"] = max(0.0, line["balance"])
+                line["credit"] = max(0.0, -line["balance"])
+        return {
+            **vals,
+            "fiscal_position_id": fiscal_position.id,
+            "invoice_payment_term_id": term.id,
+            "invoice_date_due": max(line["date_maturity"] for line in term_vals),
+            "invoice_line_ids": [],
+            "line_ids": [
+                Command.create(line)
+                for line in (*line_vals, *tax_line_vals, *term_vals)
+            ],
+        }
+
+    @api.model
+    def _billing_term_line_vals(
+        self, term, currency, company, invoice_date, untaxed, tax
+    ):
+        """Payment term lines of an invoice of ``untaxed`` and ``tax`` (in
+        ``currency``, the company's) dated ``invoice_date``, as
+        ``account.move._compute_needed_terms`` and ``_sync_dynamic_line`` make
+        them: without payment terms, one line due the day the invoice is
+        created on (``invoice_date_due``'s default). ``None`` when a line would
+        be of nothing, which the ordinary create handles."""
+        if not term:
+            total = currency.round(untaxed + tax)
+            return [
+                {
+                    "display_type": "payment_term",
+                    "date_maturity": fields.Date.context_today(self),
+                    "discount_date": False,
+                    "discount_balance": 0.0,
+                    "discount_amount_currency": 0.0,
+                    "balance": total,
+                    "amount_currency": total,
+                }
+            ]
+        terms = term._compute_terms(
+            date_ref=invoice_date,
+            currency=currency,
+            tax_amount_currency=tax,
+            tax_amount=tax,
+            untaxed_amount_currency=untaxed,
+            untaxed_amount=untaxed,
+            company=company,
+            cash_rounding=self.env["account.cash.rounding"],
+            sign=1,
+        )
+        needed = {}
+        for term_line in terms["line_ids"]:
+            key = frozendict(
+                {
+                    "date_maturity": fields.Date.to_date(term_line.get("date")),
+                    "discount_date": terms.get("discount_date"),
+                }
+            )
+            values = {
+                "balance": term_line["company_amount"],
+                "amount_currency": term_line["foreign_amount"],
+                "discount_date": terms.get("discount_date"),
+                "discount_balance": terms.get("discount_balance") or 0.0,
+                "discount_amount_currency": terms.get("discount_amount_currency")
+                or 0.0,
+            }
+            if key not in needed:
+                needed[key] = values
+            else:
+                needed[key]["balance"] += values["balance"]
+                needed[key]["amount_currency"] += values["amount_currency"]
+        lines = []
+        for key, values in needed.items():
+            if currency.is_zero(values["balance"]) and currency.is_zero(
+                values["amount_currency"]
+            ):
+                # _sync_dynamic_line_needed_values drops lines of nothing only
+                # when they sum to nothing; keep it simple: ordinary create.
+                return None
+            lines.append(
+                {
+                    **key,
+                    **values,
+                    "balance": currency.round(values["balance"]),
+                    "amount_currency": currency.round(values["amount_currency"]),
+                    "display_type": "payment_term",
+                }
+            )
+        return lines
+
+    @api.model
+    def _billing_repartition_tax(self, repartition_line_id, cache):
+        """The tax of the tax repartition line ``repartition_line_id``."""
+        key = ("repartition", repartition_line_id)
+        if key not in cache:
+            cache[key] = (
+                self.env["account.tax.repartition.line"]
+                .browse(repartition_line_id)
+                .tax_id
+            )
+        return cache[key]
+
+    @api.model
+    def _billing_partner_accounting(self, partner, cache):
+        """The fiscal position and payment terms the ordinary create gives an
+        invoice of ``partner`` in the current company (account.move's
+        ``_compute_fiscal_position_id`` and ``_compute_invoice_payment_term_id``)."""
+        key = ("partner", partner.id)
+        if key not in cache:
+            company = self.env.company
+            delivery = cache.get("deliveries", {}).get(partner.id) or self.env[
+                "res.partner"
+            ].browse(partner.address_get(["delivery"])["delivery"])
+            fiscal_position = (
+                self.env["account.fiscal.position"]
+                .with_company(company)
+                ._get_fiscal_position(partner, delivery=delivery)
+            )
+            cache[key] = (fiscal_position, partner.property_payment_term_id)
+        return cache[key]
+
+    @api.model
+    def _billing_product_accounting(self, product, fiscal_position, company, cache):
+        """The income account and taxes of an invoice line of ``product`` with
+        ``fiscal_position`` (account.move.line's ``_compute_account_id`` and
+        ``_get_computed_taxes``); ``None`` when the product has no income
+        account, or has cash basis taxes."""
+        key = ("product", product.id, fiscal_position.id)
+        if key not in cache:
+            accounts = product.with_company(
+                company
+            ).product_tmpl_id.get_product_accounts(fiscal_pos=fiscal_position)
+            account = accounts["income"]
+            if not account:
+                cache[key] = None
+                return None
+            Tax = self.env["account.tax"]
+            taxes = product.taxes_id.filtered_domain(
+                Tax._check_company_domain(company)
+            ) or account.tax_ids.filtered(lambda tax: tax.type_tax_use == "sale")
+            if taxes:
+                taxes = taxes._filter_taxes_by_company(company)
+            if taxes and fiscal_position:
+                taxes = fiscal_position.map_tax(taxes)
+            if any(
+                tax.tax_exigibility == "on_payment"
+                for tax in taxes.flatten_taxes_hierarchy()
+            ):
+                cache[key] = None
+            else:
+                cache[key] = (account, taxes)
+        return cache[key]
+
+    # -------------------------------------------------------------------------
+    # CHARGES OF THE LINES
+    # -------------------------------------------------------------------------
+
+    @api.model
+    def _billing_link_charges(self, links):
+        """Mark invoiced, with one set-based UPDATE, the pending charges the
+        usage lines ``links`` bill: ``(line id, period, group)``, the group as
+        ``_billing_charge_groups`` gives it (product, unit price, quantity,
+        amount, (count, service, service period start)). Raise when the
+        charges updated are not exactly those the lines were made of (a charge
+        that changed or arrived meanwhile), so that the caller's transaction
+        is rolled back. Returns the number of charges."""
+        if not links:
+            return 0
+        columns = defaultdict(list)
+        expected = {}
+        for line_id, period, group in links:
+            product_id, price, quantity, amount, (count, service_id, start) = group[:5]
+            columns["lines"].append(line_id)
+            columns["partners"].append(
+                period["recurring"].partner_id.commercial_partner_id.id
+            )
+            columns["starts"].append(
+                None if period["first"] else datetime.combine(period["start"], time.min)
+            )
+            columns["ends"].append(datetime.combine(period["invoice_date"], time.min))
+            columns["products"].append(product_id)
+            columns["prices"].append(price)
+            columns["services"].append(service_id)
+            columns["service_starts"].append(start)
+            expected[line_id] = (count, quantity, amount)
+        self.env["billing.charge"].flush_model()
+        self.env.cr.execute(
+            SQL(
+                """
+                WITH v AS (
+                    SELECT * FROM unnest(
+                        %(lines)s::int4[], %(partners)s::int4[],
+                        %(starts)s::timestamp[], %(ends)s::timestamp[],
+                        %(products)s::int4[], %(prices)s::numeric[],
+                        %(services)s::int4[], %(service_starts)s::date[]
+                    ) AS v(line_id, partner_id, date_start, date_end, product_id,
+                           price_unit, service_id, service_period_start)
+                ), updated AS (
+                    UPDATE billing_charge c
+                       SET state = 'invoiced', invoice_line_id = v.line_id,
+                           write_uid = %(uid)s,
+                           write_date = NOW() AT TIME ZONE 'UTC'
+                      FROM v
+                     WHERE c.partner_id = v.partner_id
+                       AND c.state = 'pending'
+                       AND c.company_id = %(company)s
+                       AND c.date < v.date_end
+                       AND (v.date_start IS NULL OR c.date >= v.date_start)
+                       AND c.product_id = v.product_id
+                       AND c.price_unit = v.price_unit
+                       AND c.service_id IS NOT DISTINCT FROM v.service_id
+                       AND c.service_period_start
+                           IS NOT DISTINCT FROM v.service_period_start
+                 RETURNING c.invoice_line_id, c.quantity, c.amount
+                )
+                SELECT invoice_line_id, COUNT(*), SUM(quantity), SUM(amount)
+                  FROM updated
+              GROUP BY invoice_line_id
+                """,
+                uid=self.env.uid,
+                company=self.env.company.id,
+                **columns,
+            )
+        )
+        updated = {
+            line_id: (count, quantity, amount)
+            for line_id, count, quantity, amount in self.env.cr.fetchall()
+        }
+        if updated != expected:
+            raise UserError(
+                self.env._(
+                    "Usage records changed while they were being invoiced; nothing "
+                    "was invoiced, try again."
+                )
+            )
+        self.env["billing.charge"].invalidate_model(["state", "invoice_line_id"])
+        self.env["account.move.line"].invalidate_model(["billing_charge_ids"])
+        return sum(count for count, _quantity, _amount in expected.values())
