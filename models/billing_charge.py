@@ -11,6 +11,7 @@ import psycopg2.extensions
 
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
+from odoo.osv import expression
 from odoo.tools import SQL, float_compare, float_round
 from odoo.tools.misc import formatLang
 
@@ -154,7 +155,11 @@ class BillingCharge(models.Model):
         ondelete="set null",
     )
     invoice_id = fields.Many2one(
-        related="invoice_line_id.move_id", string="Invoice", readonly=True
+        comodel_name="account.move",
+        string="Invoice",
+        compute="_compute_invoice_id",
+        compute_sudo=True,
+        search="_search_invoice_id",
     )
     cancelled_line_id = fields.Many2one(
         comodel_name="account.move.line",
@@ -311,6 +316,42 @@ class BillingCharge(models.Model):
             )
         )
         self.invalidate_model(["create_uid", "write_uid"])
+
+    # -------------------------------------------------------------------------
+    # COMPUTE AND SEARCH METHODS
+    # -------------------------------------------------------------------------
+
+    @api.depends("invoice_line_id.move_id")
+    def _compute_invoice_id(self):
+        for charge in self:
+            charge.invoice_id = charge.invoice_line_id.move_id
+
+    def _search_invoice_id(self, operator, value):
+        """Search on the invoice as its related field would (with sudo, as
+        ``invoice_line_id.move_id``; no invoice when there is no line), but text
+        typed in the Invoice search (Odoo's name search of invoices: number,
+        reference or customer name) is looked up among the invoices first: as
+        one query, PostgreSQL cannot estimate how few charges match and walks
+        the date index of the whole table (scripts/bench charge_indexes)."""
+        Move = self.env["account.move"].sudo().with_context(active_test=False)
+        if operator in ("ilike", "like", "=ilike", "=like") and isinstance(value, str):
+            operator, value = "in", Move.search([("display_name", operator, value)]).ids
+        if isinstance(value, list | tuple):
+            value_is_null = any(item is False or item is None for item in value)
+        else:
+            value_is_null = value is False or value is None
+        negative = operator in expression.NEGATIVE_TERM_OPERATORS
+        lines = (
+            self.env["account.move.line"]
+            .sudo()
+            .with_context(active_test=False)
+            ._search([("move_id", operator, value)])
+        )
+        domain = [("invoice_line_id", "in", lines)]
+        if negative != value_is_null:
+            # (invoice, '=', False), (invoice, 'not in', [ids]): no line too.
+            domain = expression.OR([domain, [("invoice_line_id", "=", False)]])
+        return domain
 
     # -------------------------------------------------------------------------
     # BUSINESS METHODS
