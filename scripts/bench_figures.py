@@ -31,6 +31,10 @@ INGEST_BATCH = 10000
 SCALE_CUSTOMERS = [
     int(size) for size in os.environ.get("BENCH_SCALE_CUSTOMERS", "1000 10000").split()
 ]
+# Sizes below CUSTOMERS the recurring figure also compares with OCA contract.
+RATIO_CUSTOMERS = [
+    int(size) for size in os.environ.get("BENCH_RATIO_CUSTOMERS", "500").split()
+]
 SCALE_CHUNK = 1000  # customers and schedules created (and committed) at a time
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 OCA = os.environ.get("BENCH_OCA") == "1"
@@ -374,89 +378,121 @@ def bench_recurring(env):
     )
     env.cr.commit()
 
-    ours, theirs, peaks = [], [], []
+    # The sizes compared with OCA: RATIO_CUSTOMERS below CUSTOMERS, then all of
+    # them; a smaller size runs the schedules of its first customers only.
+    sizes = sorted({size for size in RATIO_CUSTOMERS if size < CUSTOMERS}) + [CUSTOMERS]
+    ours = {size: [] for size in sizes}
+    theirs = {size: [] for size in sizes}
+    peaks = []
     for _round in range(ROUNDS):
-        env.cr.execute("ANALYZE")  # fresh planner statistics for both, as in production
-        env.invalidate_all()
-        with PeakMemory() as memory:
-            started = time.perf_counter()
-            runs = env["billing.recurring"]._billing_run(
-                trigger="manual", auto_commit=True
-            )
-            seconds = time.perf_counter() - started
-        run = runs[:1]
-        assert run.invoice_count == CUSTOMERS, (
-            run.invoice_count,
-            run.failure_ids.mapped("error")[:3],
-        )
-        env.cr.execute("SELECT COUNT(*) FROM billing_charge WHERE state = 'invoiced'")
-        billed = env.cr.fetchone()[0]
-        ours.append((CUSTOMERS / seconds, billed / seconds, seconds))
-        peaks.append(memory.peak)
-        # Check the sums, then reset for the next round.
-        env.cr.execute(
-            """
-            SELECT COUNT(*) FROM (
-                SELECT l.id FROM account_move_line l
-                  JOIN billing_charge c ON c.invoice_line_id = l.id
-              GROUP BY l.id, l.price_subtotal
-                HAVING ROUND(SUM(c.amount), 2) != l.price_subtotal) AS mismatch
-            """
-        )
-        mismatches = env.cr.fetchone()[0]
-        assert billed == CUSTOMERS * CHARGES_PER_CUSTOMER and not mismatches
-        env.cr.execute(
-            "UPDATE billing_charge SET state = 'pending', invoice_line_id = NULL"
-        )
-        env.cr.execute(
-            "DELETE FROM account_move WHERE billing_recurring_id IS NOT NULL"
-        )
-        env.cr.execute("UPDATE billing_recurring SET next_date = %s", [today])
-        env.cr.commit()
-        if OCA:
-            _bench_oca_contracts(env, oca_customers, plan, today)
-            env.cr.execute("ANALYZE")
-            env.invalidate_all()
-            started = time.perf_counter()
-            env["contract.contract"].cron_recurring_create_invoice()
-            env.cr.commit()
-            seconds = time.perf_counter() - started
+        for size in sizes:
             env.cr.execute(
-                "SELECT COUNT(DISTINCT move_id) FROM account_move_line"
-                " WHERE contract_line_id IS NOT NULL"
+                SQL(
+                    "UPDATE billing_recurring SET state = CASE"
+                    " WHEN partner_id = ANY(%(ids)s) THEN 'running'"
+                    " ELSE 'stopped' END",
+                    ids=customers[:size].ids,
+                )
             )
-            count = env.cr.fetchone()[0]
-            assert count == CUSTOMERS, count
-            theirs.append(count / seconds)
-            env.cr.execute(
-                "DELETE FROM account_move WHERE id IN (SELECT move_id"
-                " FROM account_move_line WHERE contract_line_id IS NOT NULL)"
-            )
-            env.cr.execute("DELETE FROM contract_line")
-            env.cr.execute("DELETE FROM contract_contract")
             env.cr.commit()
-            env.invalidate_all()
-    invoices_per_s = statistics.median(r[0] for r in ours)
-    charges_per_s = statistics.median(r[1] for r in ours)
+            ours[size].append(_bench_our_round(env, size))
+            peaks.append(ours[size][-1][3])
+            env.cr.execute("UPDATE billing_recurring SET next_date = %s", [today])
+            env.cr.commit()
+            if OCA:
+                theirs[size].append(
+                    _bench_oca_round(env, oca_customers[:size], plan, today)
+                )
+    env.cr.execute("UPDATE billing_recurring SET state = 'running'")
+    env.cr.commit()
+    invoices_per_s = statistics.median(r[0] for r in ours[CUSTOMERS])
+    charges_per_s = statistics.median(r[1] for r in ours[CUSTOMERS])
     print(
         f"bench recurring: {CUSTOMERS} customers x {CHARGES_PER_CUSTOMER} charges + "
         f"3 fixed lines to drafts: {invoices_per_s:,.1f} invoices/s, "
         f"{charges_per_s:,.0f} charges/s "
-        f"(median of {ROUNDS}: {', '.join(f'{r[2]:.1f} s' for r in ours)}); "
+        f"(median of {ROUNDS}: "
+        f"{', '.join(f'{r[2]:.1f} s' for r in ours[CUSTOMERS])}); "
         f"peak memory {max(peaks) / 2**20:,.0f} MiB; every charge billed once, "
         f"line totals equal their charges"
     )
-    if OCA:
-        oca = statistics.median(theirs)
-        print(
-            f"bench oca-contract: {CUSTOMERS} contracts x 3 fixed lines to drafts: "
-            f"{oca:,.1f} invoices/s (median of {ROUNDS}); ratio ours/OCA "
-            f"{invoices_per_s / oca:.1f}x (target: >= 5x)"
-        )
-    else:
+    if not OCA:
         print("bench oca-contract: skipped (OCA contract 18.0 not installed)")
+    for size in sizes if OCA else ():
+        ours_rate = statistics.median(r[0] for r in ours[size])
+        oca = statistics.median(theirs[size])
+        print(
+            f"bench oca-contract: {size} contracts x 3 fixed lines to drafts: "
+            f"{oca:,.1f} invoices/s (median of {ROUNDS}); ours at {size} customers "
+            f"x {CHARGES_PER_CUSTOMER} charges: {ours_rate:,.1f} invoices/s; ratio "
+            f"ours/OCA {ours_rate / oca:.1f}x (target: >= 5x)"
+        )
     if SCALE_CUSTOMERS:
         _bench_recurring_scale(env, sms, minutes, plan, today, period_day)
+
+
+def _bench_our_round(env, size):
+    """One recurring run of the running schedules (``size`` of them), timed,
+    its sums checked, then undone: (invoices/s, charges/s, seconds, peak
+    memory)."""
+    env.cr.execute("ANALYZE")  # fresh planner statistics for both, as in production
+    env.invalidate_all()
+    with PeakMemory() as memory:
+        started = time.perf_counter()
+        runs = env["billing.recurring"]._billing_run(trigger="manual", auto_commit=True)
+        seconds = time.perf_counter() - started
+    run = runs[:1]
+    assert run.invoice_count == size, (
+        run.invoice_count,
+        run.failure_ids.mapped("error")[:3],
+    )
+    env.cr.execute("SELECT COUNT(*) FROM billing_charge WHERE state = 'invoiced'")
+    billed = env.cr.fetchone()[0]
+    # Check the sums, then reset for the next round.
+    env.cr.execute(
+        """
+        SELECT COUNT(*) FROM (
+            SELECT l.id FROM account_move_line l
+              JOIN billing_charge c ON c.invoice_line_id = l.id
+          GROUP BY l.id, l.price_subtotal
+            HAVING ROUND(SUM(c.amount), 2) != l.price_subtotal) AS mismatch
+        """
+    )
+    mismatches = env.cr.fetchone()[0]
+    assert billed == size * CHARGES_PER_CUSTOMER and not mismatches
+    env.cr.execute(
+        "UPDATE billing_charge SET state = 'pending', invoice_line_id = NULL"
+    )
+    env.cr.execute("DELETE FROM account_move WHERE billing_recurring_id IS NOT NULL")
+    env.cr.commit()
+    return size / seconds, billed / seconds, seconds, memory.peak
+
+
+def _bench_oca_round(env, customers, plan, today):
+    """OCA contract's cron on contracts of ``customers``, timed, then undone:
+    invoices/s."""
+    _bench_oca_contracts(env, customers, plan, today)
+    env.cr.execute("ANALYZE")
+    env.invalidate_all()
+    started = time.perf_counter()
+    env["contract.contract"].cron_recurring_create_invoice()
+    env.cr.commit()
+    seconds = time.perf_counter() - started
+    env.cr.execute(
+        "SELECT COUNT(DISTINCT move_id) FROM account_move_line"
+        " WHERE contract_line_id IS NOT NULL"
+    )
+    count = env.cr.fetchone()[0]
+    assert count == len(customers), count
+    env.cr.execute(
+        "DELETE FROM account_move WHERE id IN (SELECT move_id"
+        " FROM account_move_line WHERE contract_line_id IS NOT NULL)"
+    )
+    env.cr.execute("DELETE FROM contract_line")
+    env.cr.execute("DELETE FROM contract_contract")
+    env.cr.commit()
+    env.invalidate_all()
+    return count / seconds
 
 
 def _bench_scale_charges(env, customers, sms, minutes, period_day, tag):
