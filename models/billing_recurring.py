@@ -1030,7 +1030,7 @@ class BillingRecurring(models.Model):
             lambda move: move.billing_recurring_id.generation_mode == "confirm"
         )
         if to_confirm:
-            to_confirm.action_post()
+            self._billing_post_invoices(to_confirm)
             to_confirm._billing_send_recurring_invoices()
         stats["stopped"] += len(self._billing_stop_when_invoiced())
         stats["invoices"] += len(invoices)

@@ -393,6 +393,57 @@ class BillingRecurring(models.Model):
         return cache[key]
 
     # -------------------------------------------------------------------------
+    # POSTING
+    # -------------------------------------------------------------------------
+
+    @api.model
+    def _billing_post_invoices(self, invoices):
+        """Post the draft ``invoices`` together, as ``action_post`` does, with
+        what ``account.move._post`` looks up one invoice at a time done for the
+        batch first: the customer of each invoice made a follower of it (as
+        ``_post``'s ``message_subscribe`` does: active customers only, with the
+        default subtypes of invoices, the external ones for customers without
+        an internal user), and the tags of the lines read together. So the
+        queries of a batch grow with its invoices only by those of their
+        numbers."""
+        if not invoices:
+            return invoices
+        invoices.check_access("write")
+        customers = invoices.partner_id.filtered("active")
+        if customers:
+            default, _internal, external = self.env[
+                "mail.message.subtype"
+            ].default_subtypes("account.move")
+            shared = set(customers.filtered("partner_share").ids)
+            following = {
+                (follower.res_id, follower.partner_id.id)
+                for follower in invoices.sudo().message_follower_ids
+            }
+            vals_list = [
+                {
+                    "res_model": "account.move",
+                    "res_id": invoice.id,
+                    "partner_id": invoice.partner_id.id,
+                    "subtype_ids": [
+                        Command.set(
+                            (
+                                external if invoice.partner_id.id in shared else default
+                            ).ids
+                        )
+                    ],
+                }
+                for invoice in invoices
+                if invoice.partner_id in customers
+                and (invoice.id, invoice.partner_id.id) not in following
+            ]
+            # sudo: followers are written by the mail thread in sudo too; the
+            # user was checked above to be allowed to write the invoices.
+            self.env["mail.followers"].sudo().create(vals_list)
+        invoices.line_ids.mapped("tax_tag_ids")
+        invoices.action_post()
+        return invoices
+
+    # -------------------------------------------------------------------------
     # CHARGES OF THE LINES
     # -------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ on a throwaway database. Each figure prints one line starting with "bench "."""
 import io
 import json
 import os
+import resource
 import secrets
 import statistics
 import sys
@@ -12,6 +13,7 @@ import time
 import tracemalloc
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from unittest.mock import patch
 
 import psutil
 from dateutil.relativedelta import relativedelta
@@ -25,6 +27,15 @@ FIGURES = os.environ.get("BENCH_FIGURES", "wallet").split()
 CUSTOMERS = int(os.environ.get("BENCH_CUSTOMERS", "2000"))
 CHARGES_PER_CUSTOMER = int(os.environ.get("BENCH_CHARGES", "100"))
 INGEST_BATCH = 10000
+# Customers of each size of the recurring figure's scaling round ("" skips it).
+SCALE_CUSTOMERS = [
+    int(size) for size in os.environ.get("BENCH_SCALE_CUSTOMERS", "1000 10000").split()
+]
+# Sizes below CUSTOMERS the recurring figure also compares with OCA contract.
+RATIO_CUSTOMERS = [
+    int(size) for size in os.environ.get("BENCH_RATIO_CUSTOMERS", "500").split()
+]
+SCALE_CHUNK = 1000  # customers and schedules created (and committed) at a time
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 OCA = os.environ.get("BENCH_OCA") == "1"
 REMINDERS = int(os.environ.get("BENCH_REMINDERS", "5000"))
@@ -367,87 +378,293 @@ def bench_recurring(env):
     )
     env.cr.commit()
 
-    ours, theirs, peaks = [], [], []
+    # The sizes compared with OCA: RATIO_CUSTOMERS below CUSTOMERS, then all of
+    # them; a smaller size runs the schedules of its first customers only.
+    sizes = sorted({size for size in RATIO_CUSTOMERS if size < CUSTOMERS}) + [CUSTOMERS]
+    ours = {size: [] for size in sizes}
+    theirs = {size: [] for size in sizes}
+    peaks = []
     for _round in range(ROUNDS):
-        env.cr.execute("ANALYZE")  # fresh planner statistics for both, as in production
-        env.invalidate_all()
-        with PeakMemory() as memory:
-            started = time.perf_counter()
-            runs = env["billing.recurring"]._billing_run(
-                trigger="manual", auto_commit=True
-            )
-            seconds = time.perf_counter() - started
-        run = runs[:1]
-        assert run.invoice_count == CUSTOMERS, (
-            run.invoice_count,
-            run.failure_ids.mapped("error")[:3],
-        )
-        env.cr.execute("SELECT COUNT(*) FROM billing_charge WHERE state = 'invoiced'")
-        billed = env.cr.fetchone()[0]
-        ours.append((CUSTOMERS / seconds, billed / seconds, seconds))
-        peaks.append(memory.peak)
-        # Check the sums, then reset for the next round.
-        env.cr.execute(
-            """
-            SELECT COUNT(*) FROM (
-                SELECT l.id FROM account_move_line l
-                  JOIN billing_charge c ON c.invoice_line_id = l.id
-              GROUP BY l.id, l.price_subtotal
-                HAVING ROUND(SUM(c.amount), 2) != l.price_subtotal) AS mismatch
-            """
-        )
-        mismatches = env.cr.fetchone()[0]
-        assert billed == CUSTOMERS * CHARGES_PER_CUSTOMER and not mismatches
-        env.cr.execute(
-            "UPDATE billing_charge SET state = 'pending', invoice_line_id = NULL"
-        )
-        env.cr.execute(
-            "DELETE FROM account_move WHERE billing_recurring_id IS NOT NULL"
-        )
-        env.cr.execute("UPDATE billing_recurring SET next_date = %s", [today])
-        env.cr.commit()
-        if OCA:
-            _bench_oca_contracts(env, oca_customers, plan, today)
-            env.cr.execute("ANALYZE")
-            env.invalidate_all()
-            started = time.perf_counter()
-            env["contract.contract"].cron_recurring_create_invoice()
-            env.cr.commit()
-            seconds = time.perf_counter() - started
+        for size in sizes:
             env.cr.execute(
-                "SELECT COUNT(DISTINCT move_id) FROM account_move_line"
-                " WHERE contract_line_id IS NOT NULL"
+                SQL(
+                    "UPDATE billing_recurring SET state = CASE"
+                    " WHEN partner_id = ANY(%(ids)s) THEN 'running'"
+                    " ELSE 'stopped' END",
+                    ids=customers[:size].ids,
+                )
             )
-            count = env.cr.fetchone()[0]
-            assert count == CUSTOMERS, count
-            theirs.append(count / seconds)
-            env.cr.execute(
-                "DELETE FROM account_move WHERE id IN (SELECT move_id"
-                " FROM account_move_line WHERE contract_line_id IS NOT NULL)"
-            )
-            env.cr.execute("DELETE FROM contract_line")
-            env.cr.execute("DELETE FROM contract_contract")
             env.cr.commit()
-            env.invalidate_all()
-    invoices_per_s = statistics.median(r[0] for r in ours)
-    charges_per_s = statistics.median(r[1] for r in ours)
+            ours[size].append(_bench_our_round(env, size))
+            peaks.append(ours[size][-1][3])
+            env.cr.execute("UPDATE billing_recurring SET next_date = %s", [today])
+            env.cr.commit()
+            if OCA:
+                theirs[size].append(
+                    _bench_oca_round(env, oca_customers[:size], plan, today)
+                )
+    env.cr.execute("UPDATE billing_recurring SET state = 'running'")
+    env.cr.commit()
+    invoices_per_s = statistics.median(r[0] for r in ours[CUSTOMERS])
+    charges_per_s = statistics.median(r[1] for r in ours[CUSTOMERS])
     print(
         f"bench recurring: {CUSTOMERS} customers x {CHARGES_PER_CUSTOMER} charges + "
         f"3 fixed lines to drafts: {invoices_per_s:,.1f} invoices/s, "
         f"{charges_per_s:,.0f} charges/s "
-        f"(median of {ROUNDS}: {', '.join(f'{r[2]:.1f} s' for r in ours)}); "
+        f"(median of {ROUNDS}: "
+        f"{', '.join(f'{r[2]:.1f} s' for r in ours[CUSTOMERS])}); "
         f"peak memory {max(peaks) / 2**20:,.0f} MiB; every charge billed once, "
         f"line totals equal their charges"
     )
-    if OCA:
-        oca = statistics.median(theirs)
-        print(
-            f"bench oca-contract: {CUSTOMERS} contracts x 3 fixed lines to drafts: "
-            f"{oca:,.1f} invoices/s (median of {ROUNDS}); ratio ours/OCA "
-            f"{invoices_per_s / oca:.1f}x (target: >= 5x)"
-        )
-    else:
+    if not OCA:
         print("bench oca-contract: skipped (OCA contract 18.0 not installed)")
+    for size in sizes if OCA else ():
+        ours_rate = statistics.median(r[0] for r in ours[size])
+        oca = statistics.median(theirs[size])
+        print(
+            f"bench oca-contract: {size} contracts x 3 fixed lines to drafts: "
+            f"{oca:,.1f} invoices/s (median of {ROUNDS}); ours at {size} customers "
+            f"x {CHARGES_PER_CUSTOMER} charges: {ours_rate:,.1f} invoices/s; ratio "
+            f"ours/OCA {ours_rate / oca:.1f}x (target: >= 5x)"
+        )
+    if SCALE_CUSTOMERS:
+        _bench_recurring_scale(env, sms, minutes, plan, today, period_day)
+
+
+def _bench_our_round(env, size):
+    """One recurring run of the running schedules (``size`` of them), timed,
+    its sums checked, then undone: (invoices/s, charges/s, seconds, peak
+    memory)."""
+    env.cr.execute("ANALYZE")  # fresh planner statistics for both, as in production
+    env.invalidate_all()
+    with PeakMemory() as memory:
+        started = time.perf_counter()
+        runs = env["billing.recurring"]._billing_run(trigger="manual", auto_commit=True)
+        seconds = time.perf_counter() - started
+    run = runs[:1]
+    assert run.invoice_count == size, (
+        run.invoice_count,
+        run.failure_ids.mapped("error")[:3],
+    )
+    env.cr.execute("SELECT COUNT(*) FROM billing_charge WHERE state = 'invoiced'")
+    billed = env.cr.fetchone()[0]
+    # Check the sums, then reset for the next round.
+    env.cr.execute(
+        """
+        SELECT COUNT(*) FROM (
+            SELECT l.id FROM account_move_line l
+              JOIN billing_charge c ON c.invoice_line_id = l.id
+          GROUP BY l.id, l.price_subtotal
+            HAVING ROUND(SUM(c.amount), 2) != l.price_subtotal) AS mismatch
+        """
+    )
+    mismatches = env.cr.fetchone()[0]
+    assert billed == size * CHARGES_PER_CUSTOMER and not mismatches
+    env.cr.execute(
+        "UPDATE billing_charge SET state = 'pending', invoice_line_id = NULL"
+    )
+    env.cr.execute("DELETE FROM account_move WHERE billing_recurring_id IS NOT NULL")
+    env.cr.commit()
+    return size / seconds, billed / seconds, seconds, memory.peak
+
+
+def _bench_oca_round(env, customers, plan, today):
+    """OCA contract's cron on contracts of ``customers``, timed, then undone:
+    invoices/s."""
+    _bench_oca_contracts(env, customers, plan, today)
+    env.cr.execute("ANALYZE")
+    env.invalidate_all()
+    started = time.perf_counter()
+    env["contract.contract"].cron_recurring_create_invoice()
+    env.cr.commit()
+    seconds = time.perf_counter() - started
+    env.cr.execute(
+        "SELECT COUNT(DISTINCT move_id) FROM account_move_line"
+        " WHERE contract_line_id IS NOT NULL"
+    )
+    count = env.cr.fetchone()[0]
+    assert count == len(customers), count
+    env.cr.execute(
+        "DELETE FROM account_move WHERE id IN (SELECT move_id"
+        " FROM account_move_line WHERE contract_line_id IS NOT NULL)"
+    )
+    env.cr.execute("DELETE FROM contract_line")
+    env.cr.execute("DELETE FROM contract_contract")
+    env.cr.commit()
+    env.invalidate_all()
+    return count / seconds
+
+
+def _bench_scale_charges(env, customers, sms, minutes, period_day, tag):
+    """CHARGES_PER_CUSTOMER pending usage records of each of ``customers``,
+    as the recurring figure ingests them (3 SMS for a minute, 1 to 3 units,
+    a minute apart before ``period_day``), inserted by one SQL statement with
+    valid keys (they are, by construction; the ingest is measured by the
+    figure before)."""
+    env.cr.execute(
+        SQL(
+            """
+            INSERT INTO billing_charge (
+                partner_id, product_id, date, quantity, price_unit, amount, name,
+                external_ref, company_id, state,
+                create_uid, write_uid, create_date, write_date)
+            SELECT c.partner_id, p.product_id,
+                   %(day)s::timestamp - n * interval '1 minute',
+                   1 + mod(n, 3), p.price, (1 + mod(n, 3)) * p.price,
+                   'Bench usage', %(tag)s || c.partner_id || '-' || n,
+                   %(company)s, 'pending', %(uid)s, %(uid)s,
+                   now() at time zone 'UTC', now() at time zone 'UTC'
+              FROM unnest(%(customers)s::int[]) AS c(partner_id)
+             CROSS JOIN generate_series(0, %(charges)s - 1) AS n
+              JOIN LATERAL (
+                  SELECT CASE WHEN mod(n, 4) = 0 THEN %(minutes)s
+                              ELSE %(sms)s END AS product_id,
+                         CASE WHEN mod(n, 4) = 0 THEN 0.10 ELSE 0.05 END AS price
+              ) p ON TRUE
+            """,
+            day=period_day,
+            tag=tag,
+            company=env.company.id,
+            uid=env.uid,
+            customers=customers.ids,
+            charges=CHARGES_PER_CUSTOMER,
+            minutes=minutes.id,
+            sms=sms.id,
+        )
+    )
+    env.cr.execute("ANALYZE billing_charge")
+    env.cr.commit()
+
+
+def _bench_vacuum(env):
+    """VACUUM ANALYZE the tables the rounds before rewrote (charges reset,
+    invoices deleted), so that autovacuum does not clean them up during the
+    next measure."""
+    with env.registry.cursor() as cr:
+        cr._cnx.autocommit = True  # VACUUM runs outside a transaction only
+        try:
+            cr.execute(
+                "VACUUM ANALYZE billing_charge, account_move, account_move_line,"
+                " billing_recurring"
+            )
+        finally:
+            cr._cnx.autocommit = False
+
+
+def _bench_recurring_scale(env, sms, minutes, plan, today, period_day):
+    """The scaling round of the recurring figure: for each size of
+    SCALE_CUSTOMERS, as many new postpaid customers with a monthly draft
+    schedule of 3 fixed lines and CHARGES_PER_CUSTOMER usage records each
+    (inserted in SQL), invoiced by one run as the scheduler's (batches of 200,
+    each committed); the other schedules stopped. Invoices/s of each size and
+    their ratio to the first, the peak resident memory of the run and the
+    growth of memory within one batch, and the resident memory as each batch
+    starts (first and last: the memory of a batch does not pile up)."""
+    Recurring = env["billing.recurring"]
+    original = type(Recurring)._billing_process_batch
+    figures = []
+    for size in SCALE_CUSTOMERS:
+        env.cr.execute("UPDATE billing_recurring SET state = 'stopped'")
+        env.cr.commit()
+        customers = env["res.partner"]
+        for start in range(0, size, SCALE_CHUNK):
+            chunk = _bench_customers(
+                env, f"Bench Scale {size}", min(SCALE_CHUNK, size - start), "postpaid"
+            )
+            Recurring.create(
+                [
+                    {
+                        "partner_id": partner.id,
+                        "interval_type": "month",
+                        "next_date": today,
+                        "generation_mode": "draft",
+                        "send_email": False,
+                        "line_ids": _fixed_lines(plan),
+                    }
+                    for partner in chunk
+                ]
+            )
+            env.cr.commit()
+            customers |= chunk
+        _bench_scale_charges(
+            env, customers, sms, minutes, period_day, f"bench-scale-{size}-"
+        )
+        _bench_vacuum(env)
+        env.cr.execute("ANALYZE")
+        env.invalidate_all()
+        batches = []
+
+        def measured_batch(records, batch_today, batches=batches):
+            with PeakMemory() as memory:
+                start_rss = memory.peak
+                result = original(records, batch_today)
+            batches.append((start_rss, memory.peak))
+            return result
+
+        with (
+            patch.object(type(Recurring), "_billing_process_batch", measured_batch),
+            PeakMemory() as memory,
+        ):
+            started = time.perf_counter()
+            runs = Recurring._billing_run(trigger="manual", auto_commit=True)
+            seconds = time.perf_counter() - started
+        run = runs[:1]
+        assert run.invoice_count == size, (
+            run.invoice_count,
+            run.failure_ids.mapped("error")[:3],
+        )
+        env.cr.execute(
+            SQL(
+                "SELECT COUNT(*) FROM billing_charge"
+                " WHERE state = 'invoiced' AND partner_id = ANY(%(ids)s)",
+                ids=customers.ids,
+            )
+        )
+        billed = env.cr.fetchone()[0]
+        assert billed == size * CHARGES_PER_CUSTOMER, billed
+        batch_growth = max(peak - start for start, peak in batches)
+        figures.append((size, size / seconds, memory.peak))
+        print(
+            f"bench recurring-scale: {size:,} customers x {CHARGES_PER_CUSTOMER} "
+            f"charges + 3 fixed lines to drafts, one run in {len(batches)} batches: "
+            f"{size / seconds:,.1f} invoices/s ({seconds:.1f} s); peak memory of "
+            f"the run {memory.peak / 2**20:,.0f} MiB, of one batch "
+            f"+{batch_growth / 2**20:,.0f} MiB at most; memory as a batch starts: "
+            f"{batches[0][0] / 2**20:,.0f} MiB (first), "
+            f"{batches[-1][0] / 2**20:,.0f} MiB (last); every charge billed once"
+        )
+        # The invoices and usage of this size out of the way of the next one.
+        env.cr.execute(
+            SQL(
+                "DELETE FROM billing_charge WHERE partner_id = ANY(%(ids)s)",
+                ids=customers.ids,
+            )
+        )
+        env.cr.execute(
+            SQL(
+                "DELETE FROM account_move WHERE partner_id = ANY(%(ids)s)",
+                ids=customers.ids,
+            )
+        )
+        env.cr.execute(
+            SQL(
+                "UPDATE billing_recurring SET state = 'stopped'"
+                " WHERE partner_id = ANY(%(ids)s)",
+                ids=customers.ids,
+            )
+        )
+        env.cr.commit()
+        env.invalidate_all()
+    (first, first_rate, _peak), (last, last_rate, _peak) = figures[0], figures[-1]
+    # ru_maxrss: the most this process held since it started, in KiB on Linux.
+    lifetime = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(
+        f"bench recurring-scale: {last:,} customers against {first:,}: "
+        f"{last_rate:,.1f} / {first_rate:,.1f} invoices/s, ratio "
+        f"{last_rate / first_rate:.2f} (target: >= 0.80, within 20%); peak memory "
+        f"of the runs {max(f[2] for f in figures) / 2**20:,.0f} MiB, of the whole "
+        f"bench process {lifetime / 2**20:,.0f} MiB (target: < 1,024 MiB)"
+    )
 
 
 def _bench_open_invoices(env, count, product, prefix, batch=500):
