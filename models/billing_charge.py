@@ -156,7 +156,6 @@ class BillingCharge(models.Model):
     )
     invoice_id = fields.Many2one(
         comodel_name="account.move",
-        string="Invoice",
         compute="_compute_invoice_id",
         compute_sudo=True,
         search="_search_invoice_id",
