@@ -206,9 +206,11 @@ class BillingCharge(models.Model):
             "A usage record with this external reference already exists.",
         ),
         ("quantity_positive", "CHECK(quantity > 0)", "Quantity must be positive."),
+        # A partial unique index (init): a full one would hold an entry for
+        # every usage record, whose service is empty.
         (
             "service_period_uniq",
-            "unique(service_id, service_period_start)",
+            "",
             "This period of the service is charged already.",
         ),
         (
@@ -226,6 +228,15 @@ class BillingCharge(models.Model):
                 CREATE INDEX IF NOT EXISTS billing_charge_pending_partner_date_idx
                     ON billing_charge (partner_id, date)
                  WHERE state = 'pending'
+                """
+            )
+        )
+        self.env.cr.execute(
+            SQL(
+                """
+                CREATE UNIQUE INDEX IF NOT EXISTS billing_charge_service_period_uniq
+                    ON billing_charge (service_id, service_period_start)
+                 WHERE service_id IS NOT NULL
                 """
             )
         )

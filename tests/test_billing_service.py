@@ -202,6 +202,12 @@ class TestBillingService(BillingServiceCommon):
                     charge.service_period_start,
                 ],
             )
+        # The guard is a partial index: usage records (no service) are not in it.
+        self.env.cr.execute(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = %s",
+            ["billing_charge_service_period_uniq"],
+        )
+        self.assertIn("WHERE (service_id IS NOT NULL)", self.env.cr.fetchone()[0])
 
     def test_a_run_killed_half_way_is_completed_by_the_next(self):
         """Batches of 2: the process dies as the second batch starts, the first
