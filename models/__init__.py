@@ -12,6 +12,7 @@ from . import billing_recurring_allowance
 from . import billing_recurring_line
 from . import billing_run
 from . import billing_run_failure
+from . import billing_queue
 from . import billing_seller_mixin
 from . import billing_service
 from . import billing_wallet
