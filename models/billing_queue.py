@@ -105,9 +105,7 @@ class BillingRun(models.Model):
     )
     # Not stored: a job writes its batch only, never the run's row.
     job_count = fields.Integer(string="Jobs", compute="_compute_job_progress")
-    job_done_count = fields.Integer(
-        string="Jobs Done", compute="_compute_job_progress"
-    )
+    job_done_count = fields.Integer(string="Jobs Done", compute="_compute_job_progress")
     job_failed_count = fields.Integer(
         string="Jobs Failed",
         compute="_compute_job_progress",
@@ -177,22 +175,27 @@ class BillingRun(models.Model):
                     "noupdate": True,
                 }
             )
-        function = self.env.ref(
-            f"{module}.{FUNCTION_XMLID}", raise_if_not_found=False
-        )
+        function = self.env.ref(f"{module}.{FUNCTION_XMLID}", raise_if_not_found=False)
         if not function:
             Function = self.env["queue.job.function"].sudo()
             name = Function.job_function_name("billing.run.batch", JOB_METHOD)
             function = Function.search([("name", "=", name)], limit=1)
             if not function:
+                values = {
+                    "model_id": self.env["ir.model"]._get_id("billing.run.batch"),
+                    "method": JOB_METHOD,
+                    "channel_id": channel.id,
+                    "retry_pattern": RETRY_PATTERN,
+                    "related_action": {"func_name": "_billing_batch_open_run"},
+                    # queue_job 18.0.2 and later: called when a job failed for
+                    # good (before, the run's refresh reads the job's state).
+                    "on_fail_method": "_billing_batch_failed",
+                }
                 function = Function.create(
                     {
-                        "model_id": self.env["ir.model"]._get_id("billing.run.batch"),
-                        "method": JOB_METHOD,
-                        "channel_id": channel.id,
-                        "retry_pattern": RETRY_PATTERN,
-                        "on_fail_method": "_billing_batch_failed",
-                        "related_action": {"func_name": "_billing_batch_open_run"},
+                        key: value
+                        for key, value in values.items()
+                        if key in Function._fields
                     }
                 )
             IrModelData.create(
@@ -255,16 +258,20 @@ class BillingRun(models.Model):
                 }
             )
             chunks = [ids[i : i + batch_size] for i in range(0, len(ids), batch_size)]
-            batches = self.env["billing.run.batch"].sudo().create(
-                [
-                    {
-                        "run_id": run.id,
-                        "sequence": index,
-                        "date": today,
-                        "record_ids": chunk,
-                    }
-                    for index, chunk in enumerate(chunks, start=1)
-                ]
+            batches = (
+                self.env["billing.run.batch"]
+                .sudo()
+                .create(
+                    [
+                        {
+                            "run_id": run.id,
+                            "sequence": index,
+                            "date": today,
+                            "record_ids": chunk,
+                        }
+                        for index, chunk in enumerate(chunks, start=1)
+                    ]
+                )
             )
             for batch in batches:
                 batch._billing_batch_enqueue()

@@ -56,13 +56,14 @@ addons_path() {
 # .local/oca-wheel/NAME.log).
 oca_addon() {
     local name=$1 spec=$2 dir="$LOCAL_DIR/oca-addons" wheel="$LOCAL_DIR/oca-wheel/$1"
-    if [ ! -f "$dir/$name/__manifest__.py" ]; then
+    if [ ! -f "$dir/$name/__manifest__.py" ] || [ "$(cat "$dir/.$name.spec" 2>/dev/null)" != "$spec" ]; then
         rm -rf "$wheel" && mkdir -p "$wheel" "$dir"
         python3 -m pip download -q --no-deps -d "$wheel" "$spec" \
             >"$LOCAL_DIR/oca-wheel/$name.log" 2>&1 || return 1
         python3 -m zipfile -e "$wheel"/*.whl "$wheel/unpacked" || return 1
         rm -rf "${dir:?}/$name"
         cp -r "$wheel/unpacked/odoo/addons/$name" "$dir/" || return 1
+        echo "$spec" >"$dir/.$name.spec"
     fi
     case ",${EXTRA_ADDONS_PATH:-}," in
     *",$dir,"*) ;;
