@@ -12,7 +12,6 @@ from . import billing_recurring_allowance
 from . import billing_recurring_line
 from . import billing_run
 from . import billing_run_failure
-from . import billing_queue
 from . import billing_seller_mixin
 from . import billing_service
 from . import billing_wallet
@@ -24,3 +23,4 @@ from . import res_company
 from . import res_config_settings
 from . import res_partner
 from . import res_users
+from . import billing_queue
