@@ -100,7 +100,7 @@ class BillingRun(models.Model):
     batch_ids = fields.One2many(
         comodel_name="billing.run.batch",
         inverse_name="run_id",
-        string="Jobs",
+        string="Batches",
         readonly=True,
     )
     # Not stored: a job writes its batch only, never the run's row.
@@ -446,7 +446,7 @@ class BillingRunBatch(models.Model):
         help="The day the batch bills for: the day of its run.",
     )
     record_ids = fields.Json(
-        string="Records",
+        string="Record Ids",
         readonly=True,
         help="Ids of the schedules, services or wallets of the batch.",
     )

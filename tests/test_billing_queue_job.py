@@ -106,16 +106,18 @@ class TestBillingQueueJob(BillingServiceCommon):
     # -------------------------------------------------------------------------
 
     def test_channel_and_job_function_are_made_once(self):
-        channel = self.env.ref("prepaid_postpaid_billing.queue_job_channel_billing")
+        channel = self.env.ref(
+            "prepaid_postpaid_billing.queue_job_channel_billing"
+        ).sudo()
         function = self.env.ref(
             "prepaid_postpaid_billing.queue_job_function_billing_batch_run"
-        )
+        ).sudo()
         self.assertEqual(channel.complete_name, "root.billing")
         self.assertEqual(function.name, "<billing.run.batch>._billing_batch_run")
         self.assertEqual(function.channel, "root.billing")
         if "on_fail_method" in function._fields:  # queue_job 18.0.2 and later
             self.assertEqual(function.on_fail_method, "_billing_batch_failed")
-        config = self.env["queue.job.function"].job_config(function.name)
+        config = self.env["queue.job.function"].sudo().job_config(function.name)
         self.assertEqual(config.channel, "root.billing")
         self.assertEqual(config.job_function_id, function.id)
         self.assertTrue(config.retry_pattern)
@@ -128,7 +130,7 @@ class TestBillingQueueJob(BillingServiceCommon):
         # queue_job installed after the addon: made before the first enqueuing.
         function.unlink()
         channel.unlink()
-        self.env["ir.model.data"].search(
+        self.env["ir.model.data"].sudo().search(
             [
                 ("module", "=", "prepaid_postpaid_billing"),
                 ("model", "in", ("queue.job.channel", "queue.job.function")),
@@ -139,7 +141,7 @@ class TestBillingQueueJob(BillingServiceCommon):
             self._cron_recurring(batch_size=10)
         function = self.env.ref(
             "prepaid_postpaid_billing.queue_job_function_billing_batch_run"
-        )
+        ).sudo()
         self.assertEqual(function.channel, "root.billing")
         self.assertEqual((Channel.search_count([]), Function.search_count([])), counts)
 
@@ -163,9 +165,8 @@ class TestBillingQueueJob(BillingServiceCommon):
                 [schedules.ids[0:2], schedules.ids[2:4], schedules.ids[4:]],
             )
             self.assertEqual(run.job_count, len(run.batch_ids))
-            trap.assert_jobs_count(
-                len(run.batch_ids), only=self.Batch._billing_batch_run
-            )
+            # The jobs of every company's run (this company's and the others').
+            trap.assert_jobs_count(len(runs.batch_ids))
             for batch in batches:
                 trap.assert_enqueued_job(
                     batch._billing_batch_run,
@@ -389,18 +390,19 @@ class TestBillingQueueJob(BillingServiceCommon):
         renewed = self._service(start=date(2026, 10, 1))
         reminded = self._service(start=date(2026, 10, 10))
         self.assertEqual(self._periods(renewed), [date(2026, 10, 1)])
-        with self.trap_jobs() as trap, freeze_time(TODAY):
-            self.env["billing.service"]._cron_renew(batch_size=1)
-            runs = self.Run.search([("state", "=", "queued")])
-            renewal = runs.filtered(lambda r: r.kind == "renewal")
-            reminder = runs.filtered(lambda r: r.kind == "reminder")
-            self.assertEqual(len(renewal), 1)
-            self.assertEqual(len(reminder), 1)
-            self.assertEqual(renewal.batch_ids.mapped("record_ids"), [[renewed.id]])
-            # Renews on the 10th, within the company's 7 reminder days.
-            self.assertEqual(reminder.batch_ids.mapped("record_ids"), [[reminded.id]])
-            trap.assert_jobs_count(2)
-            trap.perform_enqueued_jobs()
+        with freeze_time(TODAY):
+            renewal = self.env["billing.service"]._cron_renew(batch_size=1)
+        runs = self.Run.search([("state", "=", "queued")])
+        reminder = runs.filtered(lambda r: r.kind == "reminder")
+        self.assertEqual(renewal.mapped("kind"), ["renewal"])
+        self.assertIn(renewal, runs)
+        self.assertEqual(len(reminder), 1)
+        self.assertEqual(renewal.batch_ids.mapped("record_ids"), [[renewed.id]])
+        # Renews on the 10th, within the company's 7 reminder days.
+        self.assertEqual(reminder.batch_ids.mapped("record_ids"), [[reminded.id]])
+        for batch in (renewal | reminder).batch_ids:
+            self.assertEqual(self._queue_job(batch).channel, "root.billing")
+            self.assertIsNone(self._run_job(batch))
         self.env.invalidate_all()
         self.assertEqual(self._periods(renewed), [date(2026, 10, 1), date(2026, 11, 1)])
         self.assertEqual(reminded.reminder_date, date(2026, 11, 10))
