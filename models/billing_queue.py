@@ -748,39 +748,3 @@ class BillingRunBatch(models.Model):
                 batch.write({"state": state, "error": error})
                 changed = True
         return changed
-
-
-class BillingRecurring(models.Model):
-    _inherit = "billing.recurring"
-
-    @api.model
-    def _cron_billing_recurring(self, batch_size=200):
-        Run = self.env["billing.run"]
-        if Run._billing_queue_active():
-            return Run._billing_queue_start("recurring", batch_size)
-        return super()._cron_billing_recurring(batch_size=batch_size)
-
-
-class BillingService(models.Model):
-    _inherit = "billing.service"
-
-    @api.model
-    def _cron_renew(self, batch_size=200):
-        Run = self.env["billing.run"]
-        if Run._billing_queue_active():
-            runs = Run._billing_queue_start("renewal", batch_size)
-            # The reminders' own run, so that its jobs show apart.
-            Run._billing_queue_start("reminder", batch_size)
-            return runs
-        return super()._cron_renew(batch_size=batch_size)
-
-
-class BillingWallet(models.Model):
-    _inherit = "billing.wallet"
-
-    @api.model
-    def _cron_post_consumption(self, batch_size=20):
-        Run = self.env["billing.run"]
-        if Run._billing_queue_active():
-            return Run._billing_queue_start("consumption", batch_size)
-        return super()._cron_post_consumption(batch_size=batch_size)
