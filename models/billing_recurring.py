@@ -791,7 +791,11 @@ class BillingRecurring(models.Model):
 
     @api.model
     def _cron_billing_recurring(self, batch_size=200):
-        """Scheduled action: invoice every running schedule whose date has come."""
+        """Scheduled action: invoice every running schedule whose date has come
+        (with OCA queue_job installed: in queue jobs, see billing_queue.py)."""
+        Run = self.env["billing.run"]
+        if Run._billing_queue_active():
+            return Run._billing_queue_start("recurring", batch_size)
         return self._billing_run(
             trigger="cron", batch_size=batch_size, auto_commit=True
         )

@@ -796,7 +796,13 @@ class BillingService(models.Model):
     @api.model
     def _cron_renew(self, batch_size=200):
         """Scheduled action: renew the due services, then send the renewal
-        reminders."""
+        reminders (with OCA queue_job installed: in queue jobs, the reminders
+        in a run of their own, see billing_queue.py)."""
+        Run = self.env["billing.run"]
+        if Run._billing_queue_active():
+            runs = Run._billing_queue_start("renewal", batch_size)
+            Run._billing_queue_start("reminder", batch_size)
+            return runs
         runs = self._renewal_run(
             trigger="cron", batch_size=batch_size, auto_commit=True
         )

@@ -1889,7 +1889,11 @@ class BillingWallet(models.Model):
     @api.model
     def _cron_post_consumption(self, batch_size=20):
         """Scheduled action: book the prepaid usage not yet posted (see
-        ``_post_consumption_run``), each batch of wallets committed on its own."""
+        ``_post_consumption_run``), each batch of wallets committed on its own
+        (with OCA queue_job installed: in queue jobs, see billing_queue.py)."""
+        Run = self.env["billing.run"]
+        if Run._billing_queue_active():
+            return Run._billing_queue_start("consumption", batch_size)
         return self._post_consumption_run(batch_size=batch_size, auto_commit=True)
 
     @api.model

@@ -49,6 +49,28 @@ addons_path() {
     echo "$path"
 }
 
+# An OCA addon from its wheel on PyPI (OCA publishes each 18.0 addon as
+# odoo-addon-<name>, which unpacks to a plain addon folder): oca_addon NAME SPEC
+# unpacks it once into .local/oca-addons/NAME and puts that folder on
+# EXTRA_ADDONS_PATH. Returns 1 when it cannot be had (the pip log is in
+# .local/oca-wheel/NAME.log).
+oca_addon() {
+    local name=$1 spec=$2 dir="$LOCAL_DIR/oca-addons" wheel="$LOCAL_DIR/oca-wheel/$1"
+    if [ ! -f "$dir/$name/__manifest__.py" ] || [ "$(cat "$dir/.$name.spec" 2>/dev/null)" != "$spec" ]; then
+        rm -rf "$wheel" && mkdir -p "$wheel" "$dir"
+        python3 -m pip download -q --no-deps -d "$wheel" "$spec" \
+            >"$LOCAL_DIR/oca-wheel/$name.log" 2>&1 || return 1
+        python3 -m zipfile -e "$wheel"/*.whl "$wheel/unpacked" || return 1
+        rm -rf "${dir:?}/$name"
+        cp -r "$wheel/unpacked/odoo/addons/$name" "$dir/" || return 1
+        echo "$spec" >"$dir/.$name.spec"
+    fi
+    case ",${EXTRA_ADDONS_PATH:-}," in
+    *",$dir,"*) ;;
+    *) export EXTRA_ADDONS_PATH="$dir${EXTRA_ADDONS_PATH:+,$EXTRA_ADDONS_PATH}" ;;
+    esac
+}
+
 # Run a PostgreSQL command as the cluster owner: the server refuses root.
 as_pg() {
     if [ "$(id -u)" = 0 ]; then

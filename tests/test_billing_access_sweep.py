@@ -146,6 +146,7 @@ PARTNER_PATH = {
     "billing.recurring.line": "recurring_id.partner_id",
     "billing.recurring.allowance": "recurring_id.partner_id",
     "billing.run": None,
+    "billing.run.batch": None,
     "billing.run.failure": "partner_id",
     "account.move": "commercial_partner_id",
     "account.move.line": "move_id.commercial_partner_id",
@@ -495,6 +496,17 @@ class BillingAccessSweepCommon(BillingRecurringCommon):
                             }
                         )
                     ],
+                    # A batch of a run split into queue jobs (models/billing_queue.py).
+                    "batch_ids": [
+                        Command.create(
+                            {
+                                "date": date(2026, 11, 1),
+                                "record_ids": [schedule.id],
+                                "state": "failed",
+                                "error": f"{MARKER}{label} job failure",
+                            }
+                        )
+                    ],
                 }
             )
         )
@@ -546,6 +558,8 @@ class BillingAccessSweepCommon(BillingRecurringCommon):
             add("billing.recurring.allowance", label, schedule.allowance_ids)
         add("billing.run", "c1", cls.run_c1)
         add("billing.run", "c2", cls.run_c2)
+        add("billing.run.batch", "c1", cls.run_c1.batch_ids)
+        add("billing.run.batch", "c2", cls.run_c2.batch_ids)
         add("billing.invoice.create", "U2", cls.wizard_create)
         add("billing.invoice.create.service", "U2", cls.wizard_create.service_ids)
         add("billing.reminder.send", "U2", cls.wizard_reminder)

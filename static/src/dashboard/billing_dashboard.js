@@ -30,6 +30,7 @@ const BADGE_CLASSES = {
     done: "text-bg-success",
     failed: "text-bg-danger",
     interrupted: "text-bg-warning",
+    queued: "text-bg-info",
 };
 
 const TILE_CLASSES = {
