@@ -470,7 +470,16 @@ class TestBillingServiceConcurrency(TransactionCase):
         outcomes = run_at_once(
             self,
             {
-                "cron": (read, lambda env: env["billing.service"]._cron_renew(2).ids),
+                # The scheduled action's run in process (with queue_job
+                # installed, the scheduled action queues jobs instead).
+                "cron": (
+                    read,
+                    lambda env: (
+                        env["billing.service"]
+                        ._renewal_run(trigger="cron", batch_size=2, auto_commit=True)
+                        .ids
+                    ),
+                ),
                 "run now": (
                     read,
                     lambda env: (
