@@ -51,3 +51,4 @@ from . import test_billing_portal_tour
 from . import test_billing_install_hook
 from . import test_billing_charge_integrity
 from . import test_billing_charge_search
+from . import test_billing_refused_requests
