@@ -81,8 +81,14 @@ class TestBillingResellerRecharge(ResellerRechargeCommon):
     def _recharge_error(self, amount, customer=None, key=KEY, reseller=None):
         """The message of the refusal of a recharge, called outside any
         savepoint of the test, as the portal calls it (its UserError shown, the
-        request committed): the refusal has written nothing before it raised."""
-        with self.assertRefusedWritingNothing(UserError) as caught:
+        request committed): the refusal has written nothing before it raised,
+        but the empty wallets it locks, created when missing, before it checks
+        the form's key under that lock."""
+        with self.assertRefusedWritingNothing(
+            UserError,
+            allowed_sql=r"^INSERT INTO billing_wallet \(partner_id, company_id, "
+            r"balance, unposted_consumption,.* SELECT partner_id, %s, 0, 0, ",
+        ) as caught:
             self._recharge(amount, customer=customer, key=key, reseller=reseller)
         return str(caught.exception)
 
