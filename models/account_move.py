@@ -411,6 +411,7 @@ class AccountMove(models.Model):
         # deleted: refused before Odoo deletes their lines, so that the refusal
         # writes nothing (as @api.ondelete(at_uninstall=False), not on uninstall).
         if not self.env.context.get(MODULE_UNINSTALL_FLAG):
+            self.check_access("unlink")  # the user's rights first, as Odoo's
             self.env["billing.wallet"].sudo()._check_entries_undoable(self, delete=True)
         return super().unlink()
 

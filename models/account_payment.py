@@ -59,6 +59,7 @@ class AccountPayment(models.Model):
     def _billing_check_undoable(self):
         """Refuse, before anything is written, what the posted entries of these
         payments will refuse once Odoo resets them to draft."""
+        self.check_access("write")  # the user's rights first, as Odoo's write
         posted = self.move_id.filtered(lambda move: move.state == "posted")
         self.env["billing.wallet"].sudo()._check_entries_undoable(posted)
 
