@@ -13,6 +13,8 @@ from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.osv import expression
 from odoo.tools import SQL, email_split, formataddr
 
+from odoo.addons.base.models.ir_model import MODULE_UNINSTALL_FLAG
+
 _logger = logging.getLogger(__name__)
 
 PAID_STATES = ("paid", "in_payment")
@@ -404,9 +406,14 @@ class AccountMove(models.Model):
                 )
         return reply_to
 
-    @api.ondelete(at_uninstall=False)
-    def _unlink_except_billing_wallet_entry(self):
-        self.env["billing.wallet"].sudo()._check_entries_undoable(self, delete=True)
+    def unlink(self):
+        # Entries of wallet movements, and draft wallet payments, cannot be
+        # deleted: refused before Odoo deletes their lines, so that the refusal
+        # writes nothing (as @api.ondelete(at_uninstall=False), not on uninstall).
+        if not self.env.context.get(MODULE_UNINSTALL_FLAG):
+            self.check_access("unlink")  # the user's rights first, as Odoo's
+            self.env["billing.wallet"].sudo()._check_entries_undoable(self, delete=True)
+        return super().unlink()
 
     def _invoice_paid_hook(self):
         res = super()._invoice_paid_hook()

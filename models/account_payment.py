@@ -56,7 +56,17 @@ class AccountPayment(models.Model):
         self.invoice_ids._billing_credit_topups()
         return res
 
+    def _billing_check_undoable(self):
+        """Refuse, before anything is written, what the posted entries of these
+        payments will refuse once Odoo resets them to draft."""
+        self.check_access("write")  # the user's rights first, as Odoo's write
+        posted = self.move_id.filtered(lambda move: move.state == "posted")
+        self.env["billing.wallet"].sudo()._check_entries_undoable(posted)
+
     def action_draft(self):
+        # Refused before Odoo writes the payment's state (the entry's button_draft
+        # checks again): a wallet payment whose amount was given back already.
+        self._billing_check_undoable()
         res = super().action_draft()
         # Payments without a journal entry settle their invoices without a
         # reconciliation: a top-up they paid gives its credit back.
@@ -66,6 +76,8 @@ class AccountPayment(models.Model):
         return res
 
     def action_cancel(self):
+        # Refused before anything is written, as action_draft.
+        self._billing_check_undoable()
         # A wallet payment reset to draft keeps its entry, cancelled with it: the
         # wallet movements it booked refer to it.
         kept = self.env["billing.wallet"].sudo()._wallet_payment_drafts(self)

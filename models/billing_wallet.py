@@ -229,30 +229,7 @@ class BillingWallet(models.Model):
         row = self.env.cr.fetchone()
         self.invalidate_recordset(["balance"])
         if row is None:
-            if exact_amount(self.balance) + delta >= WALLET_AMOUNT_LIMIT:
-                raise UserError(
-                    self.env._(
-                        "Wallet of %(partner)s: a movement of %(amount)s would bring "
-                        "its balance of %(balance)s to %(new)s, beyond what a wallet "
-                        "holds exactly: balances must stay below %(limit)s.",
-                        partner=self.partner_id.display_name,
-                        balance=self._format_exact(self.balance),
-                        amount=self._format_exact(float(delta)),
-                        new=self._format_exact(
-                            float(exact_amount(self.balance) + delta)
-                        ),
-                        limit=self._format_exact(WALLET_AMOUNT_LIMIT),
-                    )
-                )
-            raise UserError(
-                self.env._(
-                    "Wallet of %(partner)s: the balance of %(balance)s does not cover "
-                    "a debit of %(amount)s.",
-                    partner=self.partner_id.display_name,
-                    balance=self._format_exact(self.balance),
-                    amount=self._format_exact(float(-delta)),
-                )
-            )
+            raise self._balance_refusal(delta)
         balance_after = Decimal(row[0]) - delta
         vals_list = []
         for vals, amount in zip(movements, amounts, strict=True):
@@ -279,6 +256,45 @@ class BillingWallet(models.Model):
         elif delta < 0:
             self._alert_after_debit()  # once this transaction has committed
         return moves
+
+    def _balance_refusal(self, delta):
+        """The ``UserError`` that refuses a movement of ``delta`` (a Decimal) on
+        this wallet: beyond what a wallet holds exactly, or a debit its balance
+        does not cover."""
+        if exact_amount(self.balance) + delta >= WALLET_AMOUNT_LIMIT:
+            return UserError(
+                self.env._(
+                    "Wallet of %(partner)s: a movement of %(amount)s would bring "
+                    "its balance of %(balance)s to %(new)s, beyond what a wallet "
+                    "holds exactly: balances must stay below %(limit)s.",
+                    partner=self.partner_id.display_name,
+                    balance=self._format_exact(self.balance),
+                    amount=self._format_exact(float(delta)),
+                    new=self._format_exact(float(exact_amount(self.balance) + delta)),
+                    limit=self._format_exact(WALLET_AMOUNT_LIMIT),
+                )
+            )
+        return UserError(
+            self.env._(
+                "Wallet of %(partner)s: the balance of %(balance)s does not cover "
+                "a debit of %(amount)s.",
+                partner=self.partner_id.display_name,
+                balance=self._format_exact(self.balance),
+                amount=self._format_exact(float(-delta)),
+            )
+        )
+
+    def _check_balance_change(self, amount):
+        """Lock this wallet and refuse, as ``_apply_movements`` would, a movement
+        of ``amount`` its balance cannot take: for callers that write before the
+        movement (its journal entry), so that they refuse before writing."""
+        self.ensure_one()
+        self._lock()
+        self.invalidate_recordset(["balance"])
+        delta = exact_amount(amount)
+        balance = exact_amount(self.balance) + delta
+        if balance < 0 or balance >= WALLET_AMOUNT_LIMIT:
+            raise self._balance_refusal(delta)
 
     @api.model
     def _lock_usage_wallets(self, partner_ids, company):

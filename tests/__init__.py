@@ -52,3 +52,4 @@ from . import test_billing_install_hook
 from . import test_billing_charge_integrity
 from . import test_billing_charge_search
 from . import test_billing_queue_job
+from . import test_billing_refused_requests

@@ -1,7 +1,15 @@
+import re
+import threading
 from contextlib import contextmanager
+from types import SimpleNamespace
 
 from odoo.tests import new_test_user
 from odoo.tests.common import TransactionCase
+
+# A statement that writes: what a refusal must not have sent before it raises.
+WRITE_SQL = re.compile(
+    r"\b(INSERT\s+INTO|UPDATE\s+\S+\s+SET|DELETE\s+FROM|TRUNCATE)\b", re.IGNORECASE
+)
 
 
 class RollbackAssertMixin:
@@ -13,6 +21,58 @@ class RollbackAssertMixin:
         with self.assertRaises(expected_exception) as caught:
             yield caught
         self.assertRegex(str(caught.exception), expected_regex)
+
+    @contextmanager
+    def assertRefusedWritingNothing(
+        self, expected_exception, expected_regex=None, allowed_sql=None
+    ):
+        """The block raises ``expected_exception`` (its message matching
+        ``expected_regex``) and has written nothing before it raised.
+
+        Unlike ``assertRaises``, no savepoint rolls back what the block wrote, so
+        a check after it proves something: any INSERT, UPDATE or DELETE the block
+        sent on this transaction's cursor that changed a row, and anything it left
+        for the ORM to write (flushed here, tracking included), fails the test. A
+        caller that catches the refusal and goes on (a batch, a run, the auto
+        payment of a posted invoice) keeps nothing half-written. Only for
+        refusals raised in Python: after an SQL error the transaction is aborted.
+        ``allowed_sql``: a pattern of the statements the refusal may send (say,
+        the creation of the empty wallets it locks before it checks).
+        """
+        cr = self.env.cr
+        cr.flush()  # what was pending before the block is not the block's
+        writes = []
+
+        def hook(cursor, query, params, start, delay):
+            if cursor is not cr:
+                return
+            code = query.decode() if isinstance(query, bytes) else str(query)
+            code = " ".join(code.split())
+            if allowed_sql and re.search(allowed_sql, code):
+                return
+            if WRITE_SQL.search(code) and cursor.rowcount != 0:
+                writes.append(f"{cursor.rowcount} row(s): {code}")
+
+        thread = threading.current_thread()
+        hooks = getattr(thread, "query_hooks", ())
+        thread.query_hooks = (*hooks, hook)
+        caught = SimpleNamespace(exception=None)
+        try:
+            try:
+                yield caught
+            except expected_exception as exception:
+                caught.exception = exception
+            if caught.exception is not None:
+                cr.flush()  # what the block left in the cache to write
+        finally:
+            thread.query_hooks = hooks
+        if caught.exception is None:
+            self.fail(f"{expected_exception.__name__} not raised")
+        if expected_regex is not None:
+            self.assertRegex(str(caught.exception), expected_regex)
+        self.assertFalse(
+            writes, f"refused after writing: {caught.exception}\n" + "\n".join(writes)
+        )
 
 
 class BillingCommon(RollbackAssertMixin, TransactionCase):

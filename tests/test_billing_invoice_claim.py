@@ -128,7 +128,7 @@ class TestBillingInvoiceClaim(BillingRecurringCommon):
         form.amount = 12_345_678_901_234.56
         wizard = form.save()
         for action in (wizard.action_create_invoice, wizard.action_claim):
-            with self.assertRaisesRegex(
+            with self.assertRefusedWritingNothing(
                 UserError,
                 r"Recharge Amount of the invoice for Prepaid Customer must be below",
             ):

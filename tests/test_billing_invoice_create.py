@@ -141,17 +141,25 @@ class TestBillingInvoiceCreate(BillingRecurringCommon):
     def test_prepaid_validation_errors(self):
         moves_before = self.env["account.move"].search_count([])
         wizard = self._prepaid_wizard(due_date=date(2026, 11, 9))
-        with self.assertRaisesRegex(UserError, "Due Date .* before its Invoice Date"):
+        with self.assertRefusedWritingNothing(
+            UserError, "Due Date .* before its Invoice Date"
+        ):
             wizard.action_create_invoice()
-        with self.assertRaisesRegex(UserError, "Due Date .* before its Invoice Date"):
+        with self.assertRefusedWritingNothing(
+            UserError, "Due Date .* before its Invoice Date"
+        ):
             wizard.action_claim()
         for amount in (0.0, -10.0):
             wizard = self._prepaid_wizard(amount=amount)
-            with self.assertRaisesRegex(UserError, "Recharge Amount .* positive"):
+            with self.assertRefusedWritingNothing(
+                UserError, "Recharge Amount .* positive"
+            ):
                 wizard.action_create_invoice()
         wizard = self._prepaid_wizard()
         wizard.partner_id = self.postpaid
-        with self.assertRaisesRegex(UserError, "Postpaid One is not a prepaid"):
+        with self.assertRefusedWritingNothing(
+            UserError, "Postpaid One is not a prepaid"
+        ):
             wizard.action_create_invoice()
         self.assertEqual(self.env["account.move"].search_count([]), moves_before)
 
@@ -161,14 +169,18 @@ class TestBillingInvoiceCreate(BillingRecurringCommon):
         wizard.action_claim()
         for amount in (0.0, -5.0):
             wizard.payment_amount = amount
-            with self.assertRaisesRegex(UserError, "Amount Received .* positive"):
+            with self.assertRefusedWritingNothing(
+                UserError, "Amount Received .* positive"
+            ):
                 wizard.action_create_and_claim()
         wizard.payment_amount = 80.0
         wizard.payment_journal_id = False
-        with self.assertRaisesRegex(UserError, "Payment Journal .* required"):
+        with self.assertRefusedWritingNothing(UserError, "Payment Journal .* required"):
             wizard.action_create_and_claim()
         wizard.payment_journal_id = self.company.billing_wallet_journal_id
-        with self.assertRaisesRegex(UserError, "cannot be the Customer Wallet"):
+        with self.assertRefusedWritingNothing(
+            UserError, "cannot be the Customer Wallet"
+        ):
             wizard.action_create_and_claim()
         self.assertEqual(self.env["account.move"].search_count([]), moves_before)
 
@@ -299,7 +311,7 @@ class TestBillingInvoiceCreate(BillingRecurringCommon):
         second.action_fetch_charges()
         self._invoice_of(first.action_create_invoice())
         moves_before = self.env["account.move"].search_count([])
-        with self.assertRaisesRegex(UserError, "fetch the records again"):
+        with self.assertRefusedWritingNothing(UserError, "fetch the records again"):
             second.action_create_invoice()
         self.assertEqual(self.env["account.move"].search_count([]), moves_before)
 

@@ -340,23 +340,28 @@ class TestBillingInvoiceDay(InvoiceDayMixin, BillingRecurringCommon):
         schedule = self._schedule(next_date=date(2026, 2, 1))
         before = self._state(schedule, self.postpaid)
         for bad in (0, 32, -1, "abc", "15", None, 15.5, True):
-            with self.assertRaises(UserError) as caught:
+            with self.assertRefusedWritingNothing(UserError) as caught:
                 schedule._billing_set_invoice_day(bad)
             self.assertIn("Preferred Day", str(caught.exception))
             self.assertIn(schedule.name, str(caught.exception))
+        # Refused before anything was written (no savepoint rolled them back).
+        self.assertEqual(self._state(schedule, self.postpaid), before)
+        # The customer's own field is refused by its constraint, checked once
+        # written: nothing is kept because the request is rolled back
+        # (TestBillingRefusedRequests proves it over JSON-RPC; the portal form
+        # refuses these days before writing, TestBillingInvoiceDayPortal).
         for bad in (0, 32):
             with self.assertRaises(ValidationError) as caught:
                 self.postpaid.write({"billing_invoice_day": bad})
             self.assertIn("Preferred Invoice Day", str(caught.exception))
             self.assertIn(self.postpaid.name, str(caught.exception))
-        self.assertEqual(self._state(schedule, self.postpaid), before)
 
     def test_only_billing_administrators_change_the_day(self):
         schedule = self._schedule(next_date=date(2026, 2, 1))
         before = self._state(schedule, self.postpaid)
-        with self.assertRaises(AccessError):
+        with self.assertRefusedWritingNothing(AccessError):
             schedule.with_user(self.billing_user)._billing_set_invoice_day(15)
-        with self.assertRaises(AccessError):
+        with self.assertRefusedWritingNothing(AccessError):
             self.postpaid.with_user(self.billing_user).write(
                 {"billing_invoice_day": 15}
             )

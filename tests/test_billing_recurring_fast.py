@@ -451,22 +451,60 @@ class TestBillingRecurringFast(BillingRecurringCommon):
 
     def test_unbalanced_precomputed_invoice_is_refused(self):
         """The precomputed invoices are checked balanced once created: a payment
-        term line one cent off is refused, not saved."""
+        term line one cent off is refused, not saved. The check runs after the
+        create, so what proves "not saved" is a run, which catches the refusal
+        and goes on (the batch again one customer at a time, each in its
+        savepoint): the customer is recorded as failed, without an invoice, its
+        usage still pending, and the other customer is invoiced."""
         Recurring = type(self.env["billing.recurring"])
         original = Recurring._billing_term_line_vals
+        precompute = Recurring._billing_precompute_invoice
+        partner = self._customer("Unbalanced Customer")
+        invoicing = {}
+
+        def remember_customer(records, vals, cache):
+            invoicing["partner_id"] = vals.get("partner_id")
+            return precompute(records, vals, cache)
 
         def one_cent_off(records, *args, **kwargs):
             lines = original(records, *args, **kwargs)
-            lines[0]["balance"] += 0.01
-            lines[0]["amount_currency"] += 0.01
+            if lines and invoicing.get("partner_id") == partner.id:
+                lines[0]["balance"] += 0.01
+                lines[0]["amount_currency"] += 0.01
             return lines
 
-        partner = self._customer("Unbalanced Customer")
         vals = self._vals(partner, [(self.p_excluded, 1234.0, 0.0137)])
-        count = self.env["account.move"].search_count([])
         with (
+            patch.object(Recurring, "_billing_precompute_invoice", remember_customer),
             patch.object(Recurring, "_billing_term_line_vals", one_cent_off),
-            self.assertRaisesRegex(UserError, "not balanced"),
         ):
-            self.env["billing.recurring"]._billing_create_invoices([vals])
-        self.assertEqual(self.env["account.move"].search_count([]), count)
+            with self.assertRaisesRegex(UserError, "not balanced"):
+                self.env["billing.recurring"]._billing_create_invoices([vals])
+            unbalanced = self._schedule(partner)
+            self._usage(partner, self.sms, "2026-10-03", count=2)
+            good = self._schedule(self._customer("Balanced Customer"))
+            self._usage(good.partner_id, self.sms, "2026-10-03", count=2)
+            with self.assertLogs(RECURRING_LOGGER, level="WARNING") as logs:
+                run = self._run()
+        self.assertEqual(len(logs.records), 1)
+        self.env.invalidate_all()
+        Charge = self.env["billing.charge"]
+        self.assertEqual(run.failure_ids.partner_id, partner)
+        self.assertIn("not balanced", run.failure_ids.error)
+        self.assertEqual(run.invoice_count, 1)
+        self.assertFalse(
+            self.env["account.move"].search([("partner_id", "=", partner.id)]),
+            "nothing of the refused invoice is left",
+        )
+        self.assertEqual(unbalanced.next_date, date(2026, 11, 1))
+        charges = Charge.search([("partner_id", "=", partner.id)])
+        self.assertEqual(len(charges), 2)
+        self.assertEqual(set(charges.mapped("state")), {"pending"}, "still to bill")
+        self.assertFalse(charges.invoice_line_id)
+        self.assertEqual(len(self._invoices(good)), 1)
+        self.assertEqual(
+            set(
+                Charge.search([("partner_id", "=", good.partner_id.id)]).mapped("state")
+            ),
+            {"invoiced"},
+        )

@@ -371,7 +371,7 @@ class TestBillingReminder(BillingRecurringCommon):
         self.assertEqual(invoice.billing_reminder_count, 2)
         self.assertEqual(invoice.billing_reminder_date, TODAY)
         # The same run sent again (a second click, a replayed call): refused.
-        with self.assertRaisesRegex(UserError, "sent already"):
+        with self.assertRefusedWritingNothing(UserError, "sent already"):
             forced.action_send()
         self.assertEqual(self._mail_counts(invoice), [2])
         self.assertEqual(invoice.billing_reminder_count, 2)
@@ -599,7 +599,7 @@ class TestBillingReminder(BillingRecurringCommon):
             }
         )
         wizard.template_id = partner_template
-        with self.assertRaisesRegex(UserError, "Partner note"):
+        with self.assertRefusedWritingNothing(UserError, "Partner note"):
             wizard.action_send()
         self.assertFalse(self._mails(invoice))
         self.assertEqual(invoice.billing_reminder_count, 0)
@@ -692,11 +692,11 @@ class TestBillingReminder(BillingRecurringCommon):
     @freeze_time(TODAY)
     def test_refused_without_billing_rights(self):
         invoice = self._open()
-        with self.assertRaises(AccessError):
+        with self.assertRefusedWritingNothing(AccessError):
             self._wizard(invoice, user=self.accountant)
         # Called over RPC on a wizard a Billing User prepared.
         wizard = self._wizard(invoice)
-        with self.assertRaisesRegex(AccessError, "Billing Users"):
+        with self.assertRefusedWritingNothing(AccessError, "Billing Users"):
             wizard.with_user(self.accountant).action_send()
         self.assertFalse(self._mails(invoice))
         self.assertEqual(invoice.billing_reminder_count, 0)

@@ -80,12 +80,17 @@ class TestBillingResellerRecharge(ResellerRechargeCommon):
 
     def _recharge_error(self, amount, customer=None, key=KEY, reseller=None):
         """The message of the refusal of a recharge, called outside any
-        savepoint of the test: what the refused call wrote stays visible."""
-        try:
+        savepoint of the test, as the portal calls it (its UserError shown, the
+        request committed): the refusal has written nothing before it raised,
+        but the empty wallets it locks, created when missing, before it checks
+        the form's key under that lock."""
+        with self.assertRefusedWritingNothing(
+            UserError,
+            allowed_sql=r"^INSERT INTO billing_wallet \(partner_id, company_id, "
+            r"balance, unposted_consumption,.* SELECT partner_id, %s, 0, 0, ",
+        ) as caught:
             self._recharge(amount, customer=customer, key=key, reseller=reseller)
-        except UserError as error:
-            return str(error)
-        self.fail("the recharge was not refused")
+        return str(caught.exception)
 
     def _balance(self, partner):
         wallet = self._wallet(partner)
@@ -235,7 +240,7 @@ class TestBillingResellerRecharge(ResellerRechargeCommon):
         for undo in (entry.button_draft, entry.button_cancel):
             with (
                 self.subTest(undo=undo.__name__),
-                self.assertRaisesRegex(UserError, "cannot be reset to draft"),
+                self.assertRefusedWritingNothing(UserError, "cannot be reset to draft"),
             ):
                 undo()
         self.assertEqual(entry.state, "posted")

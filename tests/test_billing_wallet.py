@@ -163,7 +163,7 @@ class TestBillingWallet(BillingWalletCommon):
     def test_debit_bigger_than_balance_refused_and_writes_nothing(self):
         self._fund(50.0)
         wallet = self._wallet()
-        with self.assertRaisesRegex(
+        with self.assertRefusedWritingNothing(
             UserError, "balance of .*50.00 does not cover a debit of .*60.00"
         ):
             wallet._apply_movements(
@@ -191,6 +191,40 @@ class TestBillingWallet(BillingWalletCommon):
             ]
         )
         self.assertEqual(wallet.balance, 0.0)
+
+    def test_refusal_check_sees_what_a_refusal_wrote(self):
+        """``assertRefusedWritingNothing``, which the refusals here rely on, fails
+        on a refusal raised after a write: sent to the database, or still in the
+        ORM's cache; and when nothing is refused."""
+        self._fund(50.0)
+        wallet = self._wallet()
+        debit = {"kind": "usage", "name": "Sent", "amount": -5.0}
+        with (
+            self.assertRaisesRegex(AssertionError, "refused after writing: late"),
+            self.assertRefusedWritingNothing(UserError, "late"),
+        ):
+            wallet._apply_movements([{**debit, "idempotency_key": "test:sent"}])
+            raise UserError(self.env._("late"))
+        with (
+            self.assertRaisesRegex(AssertionError, "refused after writing: late"),
+            self.assertRefusedWritingNothing(UserError, "late"),
+        ):
+            self.customer.ref = "in the cache only"
+            raise UserError(self.env._("late"))
+        with (
+            self.assertRaisesRegex(AssertionError, "UserError not raised"),
+            self.assertRefusedWritingNothing(UserError),
+        ):
+            wallet.invalidate_recordset()
+        with (
+            self.assertRaisesRegex(AssertionError, "Regex didn't match"),
+            self.assertRefusedWritingNothing(UserError, "another message"),
+        ):
+            raise UserError(self.env._("late"))
+        # Nothing of the refusals above was kept: each ran in a savepoint.
+        wallet.invalidate_recordset()
+        self.assertEqual(wallet.balance, 50.0)
+        self.assertFalse(self.customer.ref)
 
     def test_same_key_applied_once(self):
         self._fund(50.0)
@@ -333,7 +367,7 @@ class TestBillingWallet(BillingWalletCommon):
                 "reason": "Too much",
             }
         )
-        with self.assertRaisesRegex(UserError, "does not cover a debit"):
+        with self.assertRefusedWritingNothing(UserError, "does not cover a debit"):
             wizard.action_apply()
         self.assertEqual(self.env["account.move"].search_count([]), entries)
         self.assertEqual(self.customer.billing_balance, 15.0)
@@ -358,7 +392,9 @@ class TestBillingWallet(BillingWalletCommon):
         wizard = self.env["billing.wallet.adjust"].create(
             {"partner_id": self.customer.id, "amount": 5.0, "reason": "x"}
         )
-        with self.assertRaisesRegex(AccessError, "Only Billing Administrators"):
+        with self.assertRefusedWritingNothing(
+            AccessError, "Only Billing Administrators"
+        ):
             wizard.with_user(self.billing_user).action_apply()
         self.assertEqual(self.customer.billing_balance, 0.0)
 

@@ -10,8 +10,8 @@ class TestBillingWalletLimit(BillingWalletCommon):
     """Wallet amounts are exact: an amount or a balance a wallet cannot hold to the
     usage precision is refused with a clear message."""
 
-    def _adjust(self, amount, direction="credit", partner=None):
-        wizard = self.env["billing.wallet.adjust"].create(
+    def _adjust_wizard(self, amount, direction="credit", partner=None):
+        return self.env["billing.wallet.adjust"].create(
             {
                 "partner_id": (partner or self.customer).id,
                 "direction": direction,
@@ -19,7 +19,9 @@ class TestBillingWalletLimit(BillingWalletCommon):
                 "reason": "Large account",
             }
         )
-        return wizard.action_apply()
+
+    def _adjust(self, amount, direction="credit", partner=None):
+        return self._adjust_wizard(amount, direction, partner).action_apply()
 
     def _stored(self, table, column, record_id):
         """The value PostgreSQL holds, as text: no float in between."""
@@ -38,15 +40,16 @@ class TestBillingWalletLimit(BillingWalletCommon):
         # 999,999,999.99 was stored as 999,999,999.990002 (Odoo's float rounding at
         # 6 decimals drifts from about 5e8), 12,345,678,901,234.56 as ...234.59.
         for amount in (12_345_678_901_234.56, 999_999_999.99, 100_000_000.0):
+            wizard = self._adjust_wizard(amount)
             with (
                 self.subTest(amount=amount),
-                self.assertRaisesRegex(
+                self.assertRefusedWritingNothing(
                     UserError,
                     r"Amount of the wallet credit for Prepaid Customer must be "
                     r"below \S*\s?100,000,000\.00",
                 ),
             ):
-                self._adjust(amount)
+                wizard.action_apply()
 
     def test_credit_below_the_limit_is_exact(self):
         self._adjust(99_999_999.99)
@@ -88,16 +91,21 @@ class TestBillingWalletLimit(BillingWalletCommon):
 
     def test_balance_beyond_the_limit_refused(self):
         self._adjust(99_999_999.0)
-        with self.assertRaisesRegex(
+        wizard = self._adjust_wizard(1.5)
+        with self.assertRefusedWritingNothing(
             UserError, r"Wallet of Prepaid Customer.*to \S+\s?100,000,000\.50.*below"
         ):
-            self._adjust(1.5)
+            wizard.action_apply()
+        self.assertEqual(self._wallet().balance, 99_999_999.0)
+        self.assertBooksMatchWallet()
 
     def test_movement_beyond_the_limit_refused(self):
         wallet = (
             self.env["billing.wallet"].sudo()._get_wallet(self.customer, self.company)
         )
-        with self.assertRaisesRegex(UserError, r"Wallet of Prepaid Customer.*Amount"):
+        with self.assertRefusedWritingNothing(
+            UserError, r"Wallet of Prepaid Customer.*Amount"
+        ):
             wallet._apply_movements(
                 [
                     {

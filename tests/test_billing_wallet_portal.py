@@ -58,6 +58,12 @@ class TestBillingWalletPortal(HttpCase):
         )
         self.assertEqual(len(invoice), 1)
         self.assertEqual(invoice.payment_state, "paid")
+        # The demo payment the tour saw confirmed: done and processed, once.
+        transaction = invoice.transaction_ids
+        self.assertEqual(transaction.mapped("state"), ["done"])
+        self.assertTrue(transaction.is_post_processed)
+        self.assertEqual(transaction.payment_id.state, "paid")
+        self.assertEqual(transaction.payment_id.amount, 100.0)
         self.assertEqual(self.customer.billing_balance, 150.0)
         wallet = self.env["billing.wallet"]._get_wallet(
             self.customer, self.company, create=False

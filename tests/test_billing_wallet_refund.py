@@ -81,7 +81,7 @@ class TestBillingWalletRefund(BillingWalletCommon):
         invoice = self._paid_package()
         self._spend(90.0)  # 60 of the 150 left
         refund = self._credit_note(invoice, post=False)
-        with self.assertRaisesRegex(
+        with self.assertRefusedWritingNothing(
             UserError,
             r"Prepaid Customer has spent in part\. The wallet balance of "
             r".*60\.00 covers a refund of at most .*40\.00",

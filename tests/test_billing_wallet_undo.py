@@ -164,7 +164,7 @@ class TestBillingWalletUndo(BillingWalletCommon):
         self._invoice([(self.service, 1, 20.0)]).action_billing_pay_from_wallet()
         self.assertAlmostEqual(self._balance(), 10.0, places=6)
         self.assertBooksMatchWallet()
-        with self.assertRaisesRegex(
+        with self.assertRefusedWritingNothing(
             UserError,
             r"cannot be posted again from the wallet of Prepaid Customer: the "
             r"wallet balance of .*10\.00 does not cover .*30\.00",
@@ -174,7 +174,9 @@ class TestBillingWalletUndo(BillingWalletCommon):
         # More than the invoice still owes is refused too.
         self._fund(100.0)
         payment.amount = 40.0
-        with self.assertRaisesRegex(UserError, r"is more than the .*30\.00 due"):
+        with self.assertRefusedWritingNothing(
+            UserError, r"is more than the .*30\.00 due"
+        ):
             payment.action_post()
         payment.amount = 30.0
         payment.action_post()
@@ -188,7 +190,9 @@ class TestBillingWalletUndo(BillingWalletCommon):
         invoice.action_billing_pay_from_wallet()
         payment = self._wallet_payment(invoice)
         payment.action_draft()
-        with self.assertRaisesRegex(UserError, "cannot be deleted; cancel it instead"):
+        with self.assertRefusedWritingNothing(
+            UserError, "cannot be deleted; cancel it instead"
+        ):
             payment.unlink()
         self.assertBooksMatchWallet()
 
@@ -230,9 +234,9 @@ class TestBillingWalletUndo(BillingWalletCommon):
 
         # The first payment's amount is back in the wallet: it can no longer be
         # reset, nor its reconciliation with that entry removed.
-        with self.assertRaisesRegex(UserError, "gave its amount back"):
+        with self.assertRefusedWritingNothing(UserError, "gave its amount back"):
             first.action_draft()
-        with self.assertRaisesRegex(UserError, "cannot be removed"):
+        with self.assertRefusedWritingNothing(UserError, "cannot be removed"):
             self._receivable(first.move_id).remove_move_reconcile()
         self.assertBooksMatchWallet()
 
@@ -271,7 +275,7 @@ class TestBillingWalletUndo(BillingWalletCommon):
         self.assertAlmostEqual(self._customer_receivable(), 30.0)  # the invoice
         self.assertBooksMatchWallet()
         self.assertIn("given back to the wallet", invoice.message_ids[:1].body)
-        with self.assertRaisesRegex(UserError, "gave its amount back"):
+        with self.assertRefusedWritingNothing(UserError, "gave its amount back"):
             payment.action_cancel()
         self.assertBooksMatchWallet()
 
@@ -299,7 +303,7 @@ class TestBillingWalletUndo(BillingWalletCommon):
         self.assertAlmostEqual(self._customer_receivable(), -10.0)
         self.assertBooksMatchWallet()
         # The credit note's money is in the wallet: it cannot be reset.
-        with self.assertRaisesRegex(UserError, "cannot be removed"):
+        with self.assertRefusedWritingNothing(UserError, "cannot be removed"):
             refund.button_draft()
         self.assertBooksMatchWallet()
 
@@ -351,7 +355,7 @@ class TestBillingWalletUndo(BillingWalletCommon):
         invoice = self._invoice([(self.service, 1, 30.0)])
         invoice.button_draft()
         self.assertBooksMatchWallet()
-        with self.assertRaisesRegex(
+        with self.assertRefusedWritingNothing(
             UserError, "has movements of the wallet of Prepaid Customer"
         ):
             invoice.unlink()
@@ -369,20 +373,22 @@ class TestBillingWalletUndo(BillingWalletCommon):
         self._pay(topup)
         entry = self._movements()[0].account_move_id
         self.assertEqual(entry.journal_id, self.company.billing_wallet_journal_id)
-        with self.assertRaisesRegex(
+        with self.assertRefusedWritingNothing(
             UserError,
             r"books movements of the wallet of Prepaid Customer \(Bonus, Top-up\): "
             r"it cannot be reset to draft.*undo the payment of top-up",
         ):
             entry.button_draft()
-        with self.assertRaisesRegex(UserError, "cannot be reset to draft"):
+        with self.assertRefusedWritingNothing(UserError, "cannot be reset to draft"):
             entry.button_cancel()
         self.assertEqual(entry.state, "posted")
         self.assertBooksMatchWallet()
         # The entry of a credit note's refund, and of a consumption posting.
         self._credit_note(topup, price_unit=40.0)
         refund_entry = self._movements()[-1].account_move_id
-        with self.assertRaisesRegex(UserError, r"\(Refund\).*Credit or Debit a Wallet"):
+        with self.assertRefusedWritingNothing(
+            UserError, r"\(Refund\).*Credit or Debit a Wallet"
+        ):
             refund_entry.button_draft()
         self.assertBooksMatchWallet()
 
@@ -404,7 +410,9 @@ class TestBillingWalletUndo(BillingWalletCommon):
         self._post_consumption()
         usage = self._movements().filtered(lambda m: m.kind == "usage")
         self.assertTrue(usage.account_move_id)
-        with self.assertRaisesRegex(UserError, r"\(Usage\): it cannot be reset"):
+        with self.assertRefusedWritingNothing(
+            UserError, r"\(Usage\): it cannot be reset"
+        ):
             usage.account_move_id.button_draft()
         self.assertBooksMatchWallet()
 
@@ -519,7 +527,10 @@ class TestBillingWalletUndo(BillingWalletCommon):
             payment.action_draft()
         with self.assertRaisesRegex(UserError, "cannot be undone"):
             invoice.button_draft()
-        self.assertBooksMatchWallet()
+        # Both are refused once Odoo has started undoing the payment: that the
+        # books and the wallet are left as they were is the request's rollback,
+        # which a check after assertRaises cannot tell apart. The proof is made
+        # over JSON-RPC: TestBillingRefusedRequests.
 
     def test_topup_reset_to_draft_takes_credit_back(self):
         invoice = self._invoice([(self.package, 1, 100.0)])

@@ -89,8 +89,11 @@ class BillingWalletAdjust(models.TransientModel):
         amount = self.amount if self.direction == "credit" else -self.amount
         # sudo: the user was checked to be a Billing Administrator just above.
         wallet = self.env["billing.wallet"].sudo()._get_wallet(self.partner_id, company)
-        # A debit the balance cannot cover is refused by _apply_movements, which
-        # rolls the whole operation back, journal entry included.
+        # A debit the balance cannot cover, or a credit beyond what a wallet
+        # holds, is refused before the journal entry is written: a caller that
+        # catches the refusal keeps nothing. _apply_movements checks it again,
+        # in the same statement as it changes the balance.
+        wallet._check_balance_change(amount)
         label = self.env._(
             "Manual %(direction)s: %(reason)s",
             direction=dict(self._fields["direction"].selection)[self.direction],

@@ -87,9 +87,17 @@ registry.category("web_tour.tours").add("prepaid_postpaid_billing_invoice_tour",
             run: "click",
         },
         {
-            content: "The invoice is paid",
+            content: "The customer's invoice is open",
             trigger:
                 ".o_form_view .o_field_widget[name='partner_id']:contains(Tour Postpaid Co)",
+        },
+        {
+            content: "It is posted",
+            trigger: ".o_form_view .o_statusbar_status .o_arrow_button_current:contains(Posted)",
+        },
+        {
+            content: "The invoice is paid: its form shows the Paid ribbon",
+            trigger: ".o_form_view .ribbon:contains(/^\\s*(Paid|In Payment)\\s*$/)",
         },
         {
             content: "Back to Manage Invoices",

@@ -95,6 +95,23 @@ registry.category("web_tour.tours").add("prepaid_postpaid_billing_portal_self_se
             trigger: ".o_billing_wallet_paid",
         },
         {
+            content: "The invoice shows it is paid",
+            trigger: ".o_portal_sidebar .badge.text-bg-success:contains(Paid)",
+        },
+        {
+            content: "Nothing is left to pay from the wallet",
+            trigger: "body:not(:has(.o_billing_pay_from_wallet))",
+        },
+        {
+            content: "Open the wallet",
+            trigger: "body",
+            run: "goToUrl /my/wallet",
+        },
+        {
+            content: "The wallet balance shown went down by the invoice's 40.00",
+            trigger: ".o_billing_wallet_balance:contains(60.00)",
+        },
+        {
             content: "Open the preferred invoice day",
             trigger: "body",
             run: "goToUrl /my/billing/invoice_day",
@@ -111,7 +128,11 @@ registry.category("web_tour.tours").add("prepaid_postpaid_billing_portal_self_se
         },
         {
             content: "The new day is saved",
-            trigger: ".o_billing_invoice_day_saved:contains(15)",
+            trigger: ".o_billing_invoice_day_saved .o_billing_invoice_day_saved_day:contains(/^15$/)",
+        },
+        {
+            content: "The page shows day 15 as the customer's invoice day",
+            trigger: ".o_billing_invoice_day_current:contains(/^15$/)",
         },
     ],
 });

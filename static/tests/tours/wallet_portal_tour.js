@@ -23,8 +23,17 @@ registry.category("web_tour.tours").add("prepaid_postpaid_billing_wallet_portal_
             run: "click",
         },
         {
-            content: "The payment is confirmed",
-            trigger: ".o_portal_sidebar, .o_payment_status_alert, main:contains(Paid)",
+            content: "Back on the invoice, the payment is confirmed",
+            trigger:
+                ".o_account_payment_tx_status [name='o_payment_status_alert'].alert-success:contains(Thank you!)",
+        },
+        {
+            content: "The invoice shows it is paid",
+            trigger: ".o_portal_sidebar .badge.text-bg-success:contains(Paid)",
+        },
+        {
+            content: "It has nothing left to pay",
+            trigger: ".o_portal_sidebar:not(:has(a[data-bs-target='#pay_with']))",
         },
         {
             content: "Back to the wallet",
