@@ -131,22 +131,26 @@ class BillingPortal(CustomerPortal):
         # sudo: portal users cannot create invoices; this one is for the user's
         # own commercial partner, of a credit package checked just above, at the
         # product's own price.
-        invoice = (
-            request.env["account.move"]
-            .sudo()
-            .with_company(request.env.company)
-            .create(
-                {
-                    "move_type": "out_invoice",
-                    "partner_id": customer.id,
-                    "invoice_line_ids": [
-                        Command.create({"product_id": product.id, "quantity": quantity})
-                    ],
-                }
-            )
-        )
         try:
-            invoice.action_post()
+            # A refused posting leaves no draft behind: the savepoint undoes it.
+            with request.env.cr.savepoint():
+                invoice = (
+                    request.env["account.move"]
+                    .sudo()
+                    .with_company(request.env.company)
+                    .create(
+                        {
+                            "move_type": "out_invoice",
+                            "partner_id": customer.id,
+                            "invoice_line_ids": [
+                                Command.create(
+                                    {"product_id": product.id, "quantity": quantity}
+                                )
+                            ],
+                        }
+                    )
+                )
+                invoice.action_post()
         except UserError:
             return request.redirect("/my/wallet?error=invoice")
         return request.redirect(
@@ -172,10 +176,12 @@ class BillingPortal(CustomerPortal):
         try:
             # sudo: the invoice was checked just above to be readable by the user,
             # and _portal_pay_invoice pays it only for its own customer, from that
-            # customer's wallet, when the balance covers all it owes.
-            request.env["billing.wallet"].sudo()._portal_pay_invoice(
-                invoice, self._billing_customer()
-            )
+            # customer's wallet, when the balance covers all it owes. A refusal
+            # leaves nothing behind (the savepoint).
+            with request.env.cr.savepoint():
+                request.env["billing.wallet"].sudo()._portal_pay_invoice(
+                    invoice, self._billing_customer()
+                )
         except AccessError:
             return request.not_found()
         except UserError:

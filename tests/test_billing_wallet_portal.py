@@ -1,4 +1,7 @@
+from unittest.mock import patch
+
 from odoo import Command, http
+from odoo.exceptions import UserError
 from odoo.tests import HttpCase, new_test_user, tagged
 
 
@@ -186,6 +189,38 @@ class TestBillingWalletPortal(HttpCase):
             self.assertIn("/my/wallet?error=package", response.headers["Location"])
         self.assertFalse(
             self.env["account.move"].search([("partner_id", "=", self.customer.id)])
+        )
+
+    def test_portal_buy_refused_posting_leaves_no_draft(self):
+        """When Odoo refuses to post the package's invoice, the customer is sent
+        back to the wallet with the error and no draft invoice stays behind."""
+        self.authenticate("wallet_buyer", "wallet_buyer")
+
+        def refuse(moves, *args, **kwargs):
+            raise UserError("posting refused")
+
+        with patch.object(type(self.env["account.move"]), "_post", refuse):
+            response = self.url_open(
+                "/my/wallet/buy",
+                data={
+                    "product_id": self.package.id,
+                    "quantity": "1",
+                    "csrf_token": http.Request.csrf_token(self),
+                },
+                allow_redirects=False,
+            )
+        self.assertIn("/my/wallet?error=invoice", response.headers["Location"])
+        self.assertFalse(
+            self.env["account.move"].search([("partner_id", "=", self.customer.id)])
+        )
+        # Without the refusal the same request invoices the package.
+        response = self._buy()
+        self.assertIn("/my/invoices/", response.headers["Location"])
+        self.assertEqual(
+            self.env["account.move"]
+            .search([("partner_id", "=", self.customer.id)])
+            .mapped("state"),
+            ["posted"],
         )
 
     def test_balance_shown_with_4_decimals_where_it_has_them(self):
