@@ -50,8 +50,7 @@ chaos_server_check() {
 chaos_server_done() {
     local status=$1 name=$2
     chaos_server_stop
-    rm -f "$CHAOS_SETUP"
-    [ "${CHAOS_KEEP:-0}" = 1 ] || drop_db "${CHAOS_DB}_$name"
+    [ "${CHAOS_KEEP:-0}" = 1 ] || { rm -f "$CHAOS_SETUP" && drop_db "${CHAOS_DB}_$name"; }
     return "$status"
 }
 
