@@ -5,8 +5,8 @@ Hypothesis, against a real Odoo server.
     chaos_fuzz.py SETUP_JSON URL [SERVER_LOG]
 
 SETUP_JSON is written by chaos_setup.py (mode fuzz). Hypothesis runs with a
-fixed seed (derandomize): the same cases every run, CHAOS_FUZZ_INGEST (1500)
-ingest calls and CHAOS_FUZZ_FORMS (1500) form posts and page views; then one
+fixed seed (derandomize): the same cases every run, CHAOS_FUZZ_INGEST (2000)
+ingest calls and CHAOS_FUZZ_FORMS (1000) form posts and page views; then one
 oversized batch (CHAOS_FUZZ_BIG, 30,000 records, one in ten bad).
 
 Ingest: batches of 1 to 12 records, each a good record (a customer and a
@@ -52,8 +52,8 @@ from chaos_client import Portal, Rpc, RpcError, database, wallet_invariants
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-INGEST_CASES = int(os.environ.get("CHAOS_FUZZ_INGEST", "1500"))
-FORM_CASES = int(os.environ.get("CHAOS_FUZZ_FORMS", "1500"))
+INGEST_CASES = int(os.environ.get("CHAOS_FUZZ_INGEST", "2000"))
+FORM_CASES = int(os.environ.get("CHAOS_FUZZ_FORMS", "1000"))
 BIG_BATCH = int(os.environ.get("CHAOS_FUZZ_BIG", "30000"))
 SHOWN = 3  # examples of each problem printed
 ODD = ["\x00", "\ud800", "\u202e", "\u0301", "\U0001f4a9", "\ufeff", "\\", "\t", "\n"]
@@ -322,7 +322,7 @@ class Fuzz:
         batch, shape = drawn
         records, verdicts, refs = self.materialize(batch)
         payload = records
-        if shape == 0:  # not a list: one record alone
+        if shape == 0 and isinstance(records[0], dict):  # not a list: one record
             payload = records[0]
             records, verdicts, refs = records[:1], verdicts[:1], refs[:1]
         before = self.stored_counts(refs)
@@ -796,7 +796,13 @@ class Fuzz:
 
         fuzz_ingest()
         big = self.big_batch(rpc)
+        middle = time.monotonic()
         fuzz_forms()
+        print(
+            f"fuzz timing: ingest {middle - started:.0f} s, forms "
+            f"{time.monotonic() - middle:.0f} s",
+            file=sys.stderr,
+        )
         wallet_problems, wallets = wallet_invariants(self.cr, s["company_id"])
         for problem in wallet_problems:
             self.problem(f"wallets: {problem}", "after the fuzz")

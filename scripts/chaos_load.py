@@ -17,7 +17,12 @@ cannot cover must be refused, not go below zero.
 An error is a request that fails: an HTTP status other than 200, a JSON-RPC
 error other than the refusal of a debit or record the balance cannot cover, an
 answer of the wrong shape; Odoo's own retries on concurrency errors are not.
-Then, in the database: no wallet and no ledger line below zero, each ledger's
+First two bursts, as scripts/bench's wallet figures but asserted: 50
+concurrent debits of 10 on a wallet of 100, then 50 concurrent single-record
+ingest calls of 0.007 on a wallet of 0.07: exactly 10 must succeed each time,
+the others be refused, and the wallet end at exactly 0. Each client logs in
+and sends one request of each kind before the timed run (a warm-up, not
+measured). Then, in the database: no wallet and no ledger line below zero, each ledger's
 sum and running balance equal to its wallet's, the books equal to the wallets,
 every record the clients were told was stored stored exactly once and none
 other, the debits applied exactly. Prints one "chaos load:" line; exits 1 when
@@ -44,6 +49,7 @@ PAGES = ("/my", "/my/wallet", "/my/usage", "/my/invoices")
 # Shares of the requests: ingest, debits, portal pages.
 WEIGHTS = {"ingest": 4, "debit": 2, "page": 4}
 NOT_COVERED = ("does not cover",)
+BURST = 50  # concurrent requests of each burst
 
 
 class Load:
@@ -264,9 +270,104 @@ class Load:
                 )
         return problems, wallets, len(stored)
 
+    def burst(self, kind, partner_id, amount, calls=BURST):
+        """``calls`` concurrent requests, each on its own connection, released
+        at once: wallet debits of ``amount`` ("debit") or single-record ingest
+        calls of that amount ("record") on the wallet of ``partner_id``.
+        Returns (succeeded, refused, errors)."""
+        setup = self.setup
+        user = setup["admin"] if kind == "debit" else setup["ingest"]
+        barrier = threading.Barrier(calls)
+        outcomes = Counter()
+
+        def target(index):
+            try:
+                rpc = Rpc(self.url, setup["db"], **_login(user)).authenticate()
+                if kind == "debit":
+                    wizard = rpc.execute(
+                        "billing.wallet.adjust",
+                        "create",
+                        {
+                            "partner_id": partner_id,
+                            "direction": "debit",
+                            "amount": amount,
+                            "reason": f"chaos burst {index}",
+                        },
+                    )
+                barrier.wait()
+                if kind == "debit":
+                    rpc.execute("billing.wallet.adjust", "action_apply", [wizard])
+                    outcome = "ok"
+                else:
+                    result = rpc.execute(
+                        "billing.charge",
+                        "ingest",
+                        [
+                            {
+                                "partner_id": partner_id,
+                                "product_id": setup["product_id"],
+                                "date": "2026-11-20 10:00:00",
+                                "quantity": 1,
+                                "price_unit": amount,
+                                "external_ref": f"chaos-{self.token}-burst-{index}",
+                            }
+                        ],
+                    )
+                    outcome = "ok" if result["created"] == 1 else "refused"
+                    if outcome == "ok":
+                        with self.lock:
+                            self.stored_refs.add(f"chaos-{self.token}-burst-{index}")
+            except RpcError as error:
+                covered = any(s in error.message for s in NOT_COVERED)
+                outcome = "refused" if error.refusal and covered else "error"
+                if outcome == "error":
+                    self.error(f"burst {kind}", str(error))
+            except (requests.RequestException, threading.BrokenBarrierError) as error:
+                outcome = "error"
+                self.error(f"burst {kind}", f"{type(error).__name__}: {error}")
+            with self.lock:
+                outcomes[outcome] += 1
+                if kind == "debit" and outcome == "ok":
+                    self.debits[partner_id].append(round(amount * 100))
+
+        threads = [
+            threading.Thread(target=target, args=(i,), daemon=True)
+            for i in range(calls)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return outcomes["ok"], outcomes["refused"], outcomes["error"]
+
+    def bursts(self):
+        """The bursts' line and problems: exactly 10 of 50 succeed each time
+        and the wallet ends at exactly 0."""
+        problems, parts = [], []
+        for kind, partner_id, amount, label in (
+            ("debit", self.setup["burst_debit_id"], 10.0, "debits of 10.00 on 100.00"),
+            ("record", self.setup["burst_exact_id"], 0.007, "records of 0.007 on 0.07"),
+        ):
+            ok, refused, errors = self.burst(kind, partner_id, amount)
+            with database(self.setup["db"]) as connection, connection.cursor() as cr:
+                cr.execute(
+                    "SELECT balance FROM billing_wallet WHERE partner_id = %s",
+                    [partner_id],
+                )
+                [(balance,)] = cr.fetchall()
+            parts.append(
+                f"{BURST} concurrent {label}: {ok} succeeded, {refused} refused, "
+                f"{errors} errors, balance {balance}"
+            )
+            if (ok, refused, errors) != (10, BURST - 10, 0) or balance != 0:
+                problems.append(f"burst of {kind}s: not exactly 10 succeeded at 0")
+        return "; ".join(parts), problems
+
     def main(self):
+        burst_line, burst_problems = self.bursts()
         elapsed, failed = self.run()
         problems, wallets, stored = self.check()
+        problems = burst_problems + problems
         latencies = [s for values in self.latencies.values() for s in values]
         counts = {kind: len(values) for kind, values in self.latencies.items()}
         errors = sum(self.errors.values()) + len(failed)
@@ -292,6 +393,8 @@ class Load:
             f"{len(self.stored_refs):,} accepted ({len(self.sent_refs):,} sent), "
             f"{wallets} wallets checked: "
         )
+        burst_ok = "FAILED" if burst_problems else "exactly 10 each, balances 0"
+        print(f"chaos load: bursts: {burst_line} ({burst_ok})")
         if problems or errors:
             print(line + "FAILED: " + "; ".join(problems or [f"{errors} errors"]))
             return 1

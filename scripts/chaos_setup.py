@@ -6,7 +6,8 @@ Written as JSON to CHAOS_SETUP (mode 0600: it has passwords): a Billing User who
 sends usage (ingest), a Billing Administrator who debits wallets (*Credit or
 Debit a Wallet*), a service product, CHAOS_CUSTOMERS prepaid customers (half
 with a wallet of 100,000, half of 20, to be emptied under load) and as many
-postpaid ones, each with a portal user and two posted invoices. For the fuzz
+postpaid ones, each with a portal user and two posted invoices, and two
+prepaid customers for the load check's bursts (wallets of 100 and 0.07). For the fuzz
 check also: a credit package on sale, a monthly service of a prepaid customer,
 a reseller with a funded wallet and a prepaid customer of it, each with a
 portal user, and a customer of another company.
@@ -107,6 +108,11 @@ def setup(env):
     bench_figures._bench_fund(env, rich, RICH, "chaos:rich")
     bench_figures._bench_fund(env, poor, POOR, "chaos:poor")
     invoices(env, postpaid | rich, product)
+    # The bursts of the load check (as scripts/bench's wallet figures): 50
+    # concurrent debits of 10 on 100, 50 concurrent records of 0.007 on 0.07.
+    burst = bench_figures._bench_customers(env, "Chaos burst", 2, "prepaid")
+    bench_figures._bench_fund(env, burst[0], 100.0, "chaos:burst")
+    bench_figures._bench_fund(env, burst[1], 0.07, "chaos:burst")
     data = {
         "db": env.cr.dbname,
         "company_id": company.id,
@@ -122,6 +128,8 @@ def setup(env):
             portal_user(env, partner, f"chaos_postpaid_{partner.id}")
             for partner in postpaid
         ],
+        "burst_debit_id": burst[0].id,
+        "burst_exact_id": burst[1].id,
     }
     if MODE == "fuzz":
         data.update(fuzz_setup(env, product))
