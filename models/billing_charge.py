@@ -772,7 +772,10 @@ class BillingCharge(models.Model):
             pricelist price) and ``name``.
         :return: ``{"created": int, "duplicates": int, "rejected": [{"external_ref":
             ..., "reason": ...}]}``. A record whose reference is already stored is
-            a duplicate and is not stored again. Charges of prepaid customers are
+            a duplicate and is not stored again. A record whose amount (quantity
+            x unit price) is 100,000,000 or more (USAGE_AMOUNT_LIMIT), or whose
+            text PostgreSQL cannot store (a NUL character, an unpaired
+            surrogate), is rejected. Charges of prepaid customers are
             paid from their wallet at once, exactly to the usage precision; one
             the exact balance cannot cover is rejected. Their consumption is
             booked later, in aggregates (``billing.wallet._post_consumption``).

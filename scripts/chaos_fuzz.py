@@ -5,8 +5,8 @@ Hypothesis, against a real Odoo server.
     chaos_fuzz.py SETUP_JSON URL [SERVER_LOG]
 
 SETUP_JSON is written by chaos_setup.py (mode fuzz). Hypothesis runs with a
-fixed seed (derandomize): the same cases every run, CHAOS_FUZZ_INGEST (2000)
-ingest calls and CHAOS_FUZZ_FORMS (1000) form posts and page views; then one
+fixed seed (derandomize): the same cases every run, CHAOS_FUZZ_INGEST (1200)
+ingest calls and CHAOS_FUZZ_FORMS (800) form posts and page views; then one
 oversized batch (CHAOS_FUZZ_BIG, 30,000 records, one in ten bad).
 
 Ingest: batches of 1 to 12 records, each a good record (a customer and a
@@ -52,8 +52,8 @@ from chaos_client import Portal, Rpc, RpcError, database, wallet_invariants
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-INGEST_CASES = int(os.environ.get("CHAOS_FUZZ_INGEST", "2000"))
-FORM_CASES = int(os.environ.get("CHAOS_FUZZ_FORMS", "1000"))
+INGEST_CASES = int(os.environ.get("CHAOS_FUZZ_INGEST", "1200"))
+FORM_CASES = int(os.environ.get("CHAOS_FUZZ_FORMS", "800"))
 BIG_BATCH = int(os.environ.get("CHAOS_FUZZ_BIG", "30000"))
 SHOWN = 3  # examples of each problem printed
 ODD = ["\x00", "\ud800", "\u202e", "\u0301", "\U0001f4a9", "\ufeff", "\\", "\t", "\n"]
