@@ -135,8 +135,8 @@ class Load:
         with self.lock:
             self.debits[partner["partner_id"]].append(cents)
 
-    def page(self, portal, rng, state):
-        path = rng.choice(PAGES)
+    def page(self, portal, rng, state, path=None):
+        path = path or rng.choice(PAGES)
         response = portal.get(path)
         if response.status_code != 200 or "/web/login" in response.url:
             raise ValueError(f"GET {path}: HTTP {response.status_code} {response.url}")
@@ -171,6 +171,16 @@ class Load:
             finally:
                 with self.lock:
                     self.latencies[kind].append(time.perf_counter() - started)
+
+    def warm_up(self):
+        """One portal customer's login and pages, alone: the server compiles
+        its templates before the clients come at once (CPython 3.11 can fail
+        compiling in several threads at once: "AST constructor recursion depth
+        mismatch")."""
+        setup = self.setup
+        portal = Portal(self.url, setup["db"], **_login(self.customers[0])).log_in()
+        for path in PAGES:
+            self.page(portal, None, None, path)
 
     def run(self):
         barrier = threading.Barrier(CLIENTS + 1)
@@ -364,6 +374,7 @@ class Load:
         return "; ".join(parts), problems
 
     def main(self):
+        self.warm_up()
         burst_line, burst_problems = self.bursts()
         elapsed, failed = self.run()
         problems, wallets, stored = self.check()
