@@ -5,6 +5,9 @@ from odoo.http import request
 from odoo.addons.portal.controllers.portal import CustomerPortal
 
 MAX_PACKAGES_PER_ORDER = 100
+# The largest id PostgreSQL's integer columns hold: a record id in a URL beyond
+# it is no record (searching for it would fail in the database).
+MAX_RECORD_ID = 2**31 - 1
 # Decimals of wallet amounts finer than a cent on the portal.
 PORTAL_DIGITS = 4
 
@@ -18,6 +21,11 @@ def portal_wallet():
             ("company_id", "=", request.env.company.id),
         ]
     )
+
+
+def is_record_id(value):
+    """Whether ``value`` (an id from a URL) can be a record's id."""
+    return isinstance(value, int) and 0 < value <= MAX_RECORD_ID
 
 
 def billing_portal_customer():
@@ -168,6 +176,8 @@ class BillingPortal(CustomerPortal):
         """Pay all that the portal user's own open invoice still owes from the
         wallet, as the backend's Pay from Wallet does, when the balance covers
         it; back to the invoice's page, which says what happened."""
+        if not is_record_id(invoice_id):
+            return request.not_found()
         try:
             invoice = self._document_check_access("account.move", invoice_id)
         except (AccessError, MissingError):

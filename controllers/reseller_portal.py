@@ -12,7 +12,7 @@ from odoo.addons.account.controllers.portal import PortalAccount
 from odoo.addons.portal.controllers.portal import pager as portal_pager
 
 from ..models.account_move import OPEN_STATES
-from .portal import format_portal_amount, portal_wallet
+from .portal import format_portal_amount, is_record_id, portal_wallet
 from .report import xlsx_response
 
 RESELLER_GROUP = "prepaid_postpaid_billing.group_billing_reseller"
@@ -96,6 +96,8 @@ class BillingResellerPortal(PortalAccount):
         """The customer ``partner_id`` of ``reseller``, read as the user: a
         partner that is not one of its customers, or that it may not read, is
         not found."""
+        if not is_record_id(partner_id):
+            raise request.not_found()
         customer = request.env["res.partner"].search(
             [("id", "=", partner_id), *self._billing_customers_domain(reseller)],
             limit=1,

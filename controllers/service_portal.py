@@ -6,7 +6,7 @@ from odoo.osv import expression
 from odoo.addons.portal.controllers.portal import CustomerPortal
 from odoo.addons.portal.controllers.portal import pager as portal_pager
 
-from .portal import billing_portal_customer, format_portal_amount
+from .portal import billing_portal_customer, format_portal_amount, is_record_id
 
 # Session key of the result of the last change of a service, shown once.
 SERVICE_RESULT_KEY = "billing_service_portal_result"
@@ -118,7 +118,7 @@ class BillingServicePortal(CustomerPortal):
         """The service ``service_id`` the portal lists, read with the user's
         rights: one the user may not read is not found."""
         Service = request.env["billing.service"]
-        if not Service.has_access("read"):
+        if not Service.has_access("read") or not is_record_id(service_id):
             raise request.not_found()
         service = Service.search(
             [("id", "=", service_id), *self._billing_services_domain()], limit=1

@@ -52,6 +52,13 @@ STAGING_TABLE = "billing_charge_ingest_stage_v1"
 COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
 COPY_NULL, COPY_TRUE, COPY_FALSE = "\\N", "t", "f"
 INFINITY = float("inf")
+# A usage record's amount (quantity x unit price) stays below this, the bound of
+# wallet amounts (billing_wallet.WALLET_AMOUNT_LIMIT): beyond it a float is no
+# longer exact to the usage precision, and a product of huge numbers overflows.
+USAGE_AMOUNT_LIMIT = 100_000_000
+# Numbers the inline checks of ingest accept; larger ones (an integer beyond
+# what a float holds) are checked by _ingest_check_record.
+INLINE_NUMBER_LIMIT = 1e15
 
 
 class UsageMany2one(fields.Many2one):
@@ -78,6 +85,20 @@ def _copy_text(text):
         .replace("\n", "\\n")
         .replace("\r", "\\r")
     )
+
+
+def _storable_text(text):
+    """Whether PostgreSQL can store ``text``: no NUL character, and valid
+    Unicode (no unpaired surrogate, which JSON's escapes can carry)."""
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _micro(amount):
@@ -762,7 +783,10 @@ class BillingCharge(models.Model):
             pricelist price) and ``name``.
         :return: ``{"created": int, "duplicates": int, "rejected": [{"external_ref":
             ..., "reason": ...}]}``. A record whose reference is already stored is
-            a duplicate and is not stored again. Charges of prepaid customers are
+            a duplicate and is not stored again. A record whose amount (quantity
+            x unit price) is 100,000,000 or more (USAGE_AMOUNT_LIMIT), or whose
+            text PostgreSQL cannot store (a NUL character, an unpaired
+            surrogate), is rejected. Charges of prepaid customers are
             paid from their wallet at once, exactly to the usage precision; one
             the exact balance cannot cover is rejected. Their consumption is
             booked later, in aggregates (``billing.wallet._post_consumption``).
@@ -812,6 +836,7 @@ class BillingCharge(models.Model):
         rejected = []
         valid = self._ingest_validate(records, rejected)
         self._ingest_price(valid)
+        valid = self._ingest_check_amounts(valid, rejected)
         created = duplicates = 0
         if valid:
             self._ingest_stage(valid)
@@ -866,18 +891,24 @@ class BillingCharge(models.Model):
                     get("product_id"),
                 )
                 quantity, price, when = get("quantity"), get("price_unit"), get("date")
+                name = get("name")
                 if (
                     type(ref) is str
                     and 0 < len(ref) <= 255
+                    and _storable_text(ref)
+                    and (type(name) is not str or _storable_text(name))
                     and type(partner_id) is int
                     and partner_id in partners
                     and type(product_id) is int
                     and product_id in products
                     and type(quantity) in (float, int)
-                    and 0 < quantity < INFINITY
+                    and 0 < quantity < INLINE_NUMBER_LIMIT
                     and (
                         price is None
-                        or (type(price) in (float, int) and 0 <= price < INFINITY)
+                        or (
+                            type(price) in (float, int)
+                            and 0 <= price < INLINE_NUMBER_LIMIT
+                        )
                     )
                     and type(when) is str
                     and 10 <= len(when) <= 32
@@ -890,7 +921,6 @@ class BillingCharge(models.Model):
                         when = None
                     if when is not None and when.tzinfo is None:
                         partner = partners[partner_id]
-                        name = get("name")
                         clean = {
                             "partner_id": partner["commercial_id"],
                             "product_id": product_id,
@@ -931,6 +961,12 @@ class BillingCharge(models.Model):
         ref = record["external_ref"]
         if not isinstance(ref, str) or len(ref) > 255:
             return _("external_ref must be a text of at most 255 characters"), None
+        if not _storable_text(ref):
+            return _(
+                "external_ref must be a text without NUL characters or unpaired "
+                "surrogates, not %(value)r",
+                value=ref,
+            ), None
         if ref.startswith(SERVICE_REF_PREFIX):
             return _(
                 "external_ref %(ref)s: references starting with %(prefix)s are those "
@@ -975,6 +1011,12 @@ class BillingCharge(models.Model):
         if ref in seen:
             return _("external_ref %(ref)s is twice in the batch", ref=ref), None
         name = record.get("name")
+        if isinstance(name, str) and not _storable_text(name):
+            return _(
+                "name must be a text without NUL characters or unpaired "
+                "surrogates, not %(value)r",
+                value=name[:50],
+            ), None
         return None, {
             "partner_id": partner["commercial_id"],
             "product_id": product_id,
@@ -1032,7 +1074,7 @@ class BillingCharge(models.Model):
             return None
         try:
             number = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # an integer beyond floats
             return None
         return number if math.isfinite(number) else None
 
@@ -1102,11 +1144,40 @@ class BillingCharge(models.Model):
             amount = amounts.get(key)
             if amount is None:
                 rounded = round(price, USAGE_DIGITS)
+                product = quantity * rounded
                 amount = amounts[key] = (
                     rounded,
-                    float_round(quantity * rounded, USAGE_DIGITS),
+                    # None: beyond what a record holds (_ingest_check_amounts)
+                    float_round(product, USAGE_DIGITS)
+                    if abs(product) < USAGE_AMOUNT_LIMIT
+                    else None,
                 )
             vals["price_unit"], vals["amount"] = amount
+
+    def _ingest_check_amounts(self, valid, rejected):
+        """``valid`` without the records whose amount (quantity x unit price) is
+        at or beyond USAGE_AMOUNT_LIMIT, which go to ``rejected`` with the
+        reason."""
+        if all(vals["amount"] is not None for vals in valid):
+            return valid
+        kept = []
+        for vals in valid:
+            if vals["amount"] is not None:
+                kept.append(vals)
+                continue
+            rejected.append(
+                {
+                    "external_ref": vals["external_ref"],
+                    "reason": self.env._(
+                        "quantity x price_unit (%(quantity)r x %(price)r) must be "
+                        "below %(limit)s, the most a usage record holds exactly",
+                        quantity=vals["quantity"],
+                        price=vals["price_unit"],
+                        limit=f"{USAGE_AMOUNT_LIMIT:,}",
+                    ),
+                }
+            )
+        return kept
 
     @api.model
     def _ingest_price_thresholds(self, pricelist_ids):

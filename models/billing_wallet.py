@@ -957,6 +957,31 @@ class BillingWallet(models.Model):
             ],
         }
 
+    @api.model
+    def _start_read_committed(self):
+        """Start this transaction again at READ COMMITTED when it has written
+        nothing yet (an RPC call's or a button's, before its first write), as
+        ingest does (``billing.charge._ingest_read_committed``); returns whether
+        it did. Under Odoo's REPEATABLE READ, a movement that waits for the lock
+        of a wallet row a concurrent call (an ingest of the customer's usage)
+        holds fails with a serialization error once the other commits, and
+        Odoo retries the whole call, at most 5 times: under load the wallet's
+        debits failed. At READ COMMITTED the lock wait reads the committed
+        balance and goes on; the balance check of ``_apply_movements`` is one
+        UPDATE on the locked row all the same. Not in tests, which share one
+        transaction."""
+        if self.env.registry.in_test_mode():
+            return False
+        self.env.flush_all()
+        self.env.cr.execute(SQL("SELECT txid_current_if_assigned() IS NULL"))
+        if not self.env.cr.fetchone()[0]:
+            return False
+        # Nothing was written: ending the transaction loses nothing, and its
+        # isolation can only be chosen before its first query.
+        self.env.cr.rollback()
+        self.env.cr.execute(SQL("SET TRANSACTION ISOLATION LEVEL READ COMMITTED"))
+        return True
+
     def _lock(self):
         """Lock these wallet rows until the end of the transaction, in id order so
         that concurrent lockers of several wallets cannot deadlock."""

@@ -57,6 +57,48 @@ class TestBillingChargeIngest(BillingRecurringCommon):
         self.assertEqual(str(named.date), "2026-10-16 00:00:00")
         self.assertEqual(set(charges.mapped("state")), {"pending"})
 
+    def test_huge_numbers_and_unstorable_text_rejected(self):
+        """Values found by scripts/chaos fuzz, which made the whole call fail
+        (an overflow, a COPY refused by PostgreSQL): each record is rejected
+        with a reason naming the field, and the good ones are stored."""
+        Charge = self.env["billing.charge"]
+        records = [
+            self._record("overflow", quantity=1e308, price_unit=10),
+            self._record("big-int", quantity=10**400),
+            self._record("big-price", price_unit=10**400),
+            self._record("big-amount", quantity=2, price_unit=50_000_000),
+            self._record("nul-name", name="Campaign\x00"),
+            self._record("surrogate-name", name="Campaign \ud800"),
+            self._record("nul-ref\x00"),
+            self._record("surrogate-ref\ud800"),
+            self._record("ok-unicode \u202e\U0001f4a9", name="Caf\u00e9"),
+            self._record("ok-below", quantity=1_999_999, price_unit=49.99),
+        ]
+        result = Charge.ingest(records)
+        reasons = {r["external_ref"]: r["reason"] for r in result["rejected"]}
+        self.assertEqual(result["created"], 2, reasons)
+        self.assertIn("quantity x price_unit", reasons["overflow"])
+        self.assertIn("below 100,000,000", reasons["overflow"])
+        self.assertIn("quantity must be a positive number", reasons["big-int"])
+        self.assertIn("price_unit must be a number", reasons["big-price"])
+        self.assertIn("quantity x price_unit", reasons["big-amount"])
+        self.assertIn("name must be a text without NUL", reasons["nul-name"])
+        self.assertIn("name must be a text without NUL", reasons["surrogate-name"])
+        self.assertIn("external_ref must be a text without NUL", reasons["nul-ref\x00"])
+        self.assertIn(
+            "external_ref must be a text without NUL", reasons["surrogate-ref\ud800"]
+        )
+        self.assertEqual(len(result["rejected"]), 8)
+        charges = Charge.search([("partner_id", "=", self.postpaid.id)])
+        self.assertEqual(
+            sorted(charges.mapped("external_ref")),
+            ["ok-below", "ok-unicode \u202e\U0001f4a9"],
+        )
+        self.assertEqual(
+            charges.filtered(lambda c: c.external_ref.startswith("ok-u")).name,
+            "Caf\u00e9",
+        )
+
     def test_duplicates_counted_not_stored(self):
         Charge = self.env["billing.charge"]
         batch = [self._record(f"dup-{i}") for i in range(5)]

@@ -364,6 +364,13 @@ class TestBillingResellerRechargePortal(
         self.assertEqual(
             self._post("5", key=KEY, customer=self.reseller).status_code, 404
         )
+        # Ids beyond PostgreSQL's integers too (scripts/chaos fuzz: a 500).
+        for partner_id in (2**31, 10**30):
+            beyond = self.env["res.partner"].browse(partner_id)
+            self.assertEqual(self._post("5", key=KEY, customer=beyond).status_code, 404)
+            self.assertEqual(
+                self.url_open(f"/my/customers/{partner_id}").status_code, 404
+            )
         for user in (self.rival_user, self.customer_user):
             with self.subTest(user=user.login):
                 self.authenticate(user.login, user.login)

@@ -358,10 +358,11 @@ class TestBillingServicePortal(ServicePortalMixin, BillingServiceCommon, HttpCas
         # The draft is not listed: not found even by its own customer.
         self._login(self.customer_user)
         self.assertEqual(self._post(self.draft, "close").status_code, 404)
-        self.assertEqual(
-            self._post(self.env["billing.service"].browse(10**9), "close").status_code,
-            404,
-        )
+        # Ids beyond PostgreSQL's integers too (scripts/chaos fuzz: a 500).
+        for service_id in (10**9, 2**31, 10**30):
+            for action in ("close", "auto_renew"):
+                service = self.env["billing.service"].browse(service_id)
+                self.assertEqual(self._post(service, action).status_code, 404)
         self.assertEqual(self._state(self.all_services), before)
 
     def _owned(self, user):

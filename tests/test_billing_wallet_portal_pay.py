@@ -83,6 +83,10 @@ class TestBillingWalletPortalPay(ResellerPortalMixin, BillingWalletCommon, HttpC
         self.authenticate("wallet_payer", "wallet_payer")
         response = self._post(theirs)
         self.assertEqual(response.status_code, 404)
+        # Ids beyond PostgreSQL's integers too (scripts/chaos fuzz: a 500).
+        for invoice_id in (2**31, 10**30):
+            beyond = self.env["account.move"].browse(invoice_id)
+            self.assertEqual(self._post(beyond).status_code, 404)
         self.env.invalidate_all()
         self.assertEqual(theirs.payment_state, "not_paid")
         self.assertAlmostEqual(self._wallet(self.other_customer).balance, 100.0, 6)

@@ -50,6 +50,9 @@ class BillingWalletAdjust(models.TransientModel):
         """Credit or debit the wallet by hand, with a reason: Billing
         Administrators only."""
         self.ensure_one()
+        # A wallet row locked by a concurrent debit or ingest is waited for,
+        # not a serialization error (see _start_read_committed).
+        self.env["billing.wallet"]._start_read_committed()
         if not self.env.user.has_group(
             "prepaid_postpaid_billing.group_billing_manager"
         ):
