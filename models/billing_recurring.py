@@ -864,7 +864,9 @@ class BillingRecurring(models.Model):
                 # the last batch was committed). Without commits, the other
                 # run, or the next one, invoices the rest.
                 if not auto_commit or retries >= SELECT_RETRIES:
-                    _logger.info("Billing run %s stops: another run is invoicing", run.id)
+                    _logger.info(
+                        "Billing run %s stops: another run is invoicing", run.id
+                    )
                     break
                 retries += 1
                 self.env.cr.commit()  # pylint: disable=invalid-commit  # a new snapshot

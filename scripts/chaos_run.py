@@ -31,7 +31,7 @@ from odoo.tools import SQL
 os.environ["BENCH_FIGURES"] = ""  # the helpers of bench_figures, no figure
 os.environ["BENCH_CHARGES"] = os.environ.get("CHAOS_CHARGES", "10")
 sys.path.insert(0, os.environ["CHAOS_SCRIPTS"])
-import bench_figures as bench  # noqa: E402
+import bench_figures as bench
 
 STEP = os.environ["CHAOS_STEP"]
 RENEWAL_PRICE = Decimal("9.99")
@@ -143,9 +143,11 @@ def run(env, kind):
         time.sleep(max(0.0, start_at - time.time()))
     started = time.time()
     # The scheduled actions' own batches (200), unless CHAOS_BATCH sets them.
-    batch = {"batch_size": int(os.environ["CHAOS_BATCH"])} if os.environ.get(
-        "CHAOS_BATCH"
-    ) else {}
+    batch = (
+        {"batch_size": int(os.environ["CHAOS_BATCH"])}
+        if os.environ.get("CHAOS_BATCH")
+        else {}
+    )
     if kind == "recurring":
         runs = env["billing.recurring"]._cron_billing_recurring(**batch)
     else:

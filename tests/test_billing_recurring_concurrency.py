@@ -40,10 +40,10 @@ class TestBillingRecurringConcurrency(TransactionCase):
             self.skipTest(f"company {self.env.company.name} has no chart of accounts")
         self.data = {"partner_ids": [], "schedule_ids": [], "product_ids": []}
         self.addCleanup(self._clean_up)
-        with self.registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, {})
-            cr.execute("SELECT COALESCE(MAX(id), 0) FROM billing_run")
-            self.data["run_floor"] = cr.fetchone()[0]
+        with self.registry.cursor() as fixture_cr:
+            env = api.Environment(fixture_cr, SUPERUSER_ID, {})
+            fixture_cr.execute("SELECT COALESCE(MAX(id), 0) FROM billing_run")
+            self.data["run_floor"] = fixture_cr.fetchone()[0]
             product = env["product.product"].create(
                 {
                     "name": "Concurrently Invoiced SMS",
@@ -86,48 +86,50 @@ class TestBillingRecurringConcurrency(TransactionCase):
                     ]
                 )
                 self.assertFalse(result["rejected"], result["rejected"])
-            cr.commit()
+            fixture_cr.commit()
 
     def _clean_up(self):
         """Remove what the test committed, and what the runs committed."""
         data = self.data
-        with self.registry.cursor() as cr:
-            cr.execute(
+        with self.registry.cursor() as cleanup_cr:
+            cleanup_cr.execute(
                 "SELECT ARRAY_AGG(id) FROM account_move"
                 " WHERE billing_recurring_id = ANY(%s)",
                 [data["schedule_ids"]],
             )
-            moves = cr.fetchone()[0] or []
+            moves = cleanup_cr.fetchone()[0] or []
             for model, ids in (
                 ("account.move", moves),
                 ("billing.recurring", data["schedule_ids"]),
             ):
-                cr.execute(
+                cleanup_cr.execute(
                     "DELETE FROM mail_message WHERE model = %s AND res_id = ANY(%s)",
                     [model, ids],
                 )
-                cr.execute(
+                cleanup_cr.execute(
                     "DELETE FROM mail_followers"
                     " WHERE res_model = %s AND res_id = ANY(%s)",
                     [model, ids],
                 )
-            cr.execute(
+            cleanup_cr.execute(
                 "DELETE FROM billing_charge WHERE partner_id = ANY(%s)",
                 [data["partner_ids"]],
             )
-            cr.execute("DELETE FROM account_move_line WHERE move_id = ANY(%s)", [moves])
-            cr.execute("DELETE FROM account_move WHERE id = ANY(%s)", [moves])
-            cr.execute(
+            cleanup_cr.execute(
+                "DELETE FROM account_move_line WHERE move_id = ANY(%s)", [moves]
+            )
+            cleanup_cr.execute("DELETE FROM account_move WHERE id = ANY(%s)", [moves])
+            cleanup_cr.execute(
                 "DELETE FROM billing_run WHERE id > %s", [data.get("run_floor", 0)]
             )
-            cr.execute(
+            cleanup_cr.execute(
                 "DELETE FROM billing_recurring WHERE id = ANY(%s)",
                 [data["schedule_ids"]],
             )
-            env = api.Environment(cr, SUPERUSER_ID, {})
+            env = api.Environment(cleanup_cr, SUPERUSER_ID, {})
             env["res.partner"].browse(data["partner_ids"]).unlink()
             env["product.product"].browse(data["product_ids"]).unlink()
-            cr.commit()
+            cleanup_cr.commit()
 
     def _committed(self):
         """What is committed, read on a fresh cursor: {schedule id: (invoices
