@@ -308,6 +308,9 @@ class TestBillingRecurringConcurrency(TransactionCase):
         schedules, charges, misbilled, runs = self._committed()
         self.assertInvoicedOnce(schedules, charges, misbilled)
         self.assertEqual(runs[0], (killed, "interrupted", 2, 4))
+        with self.registry.cursor() as cr:
+            cr.execute("SELECT date_end FROM billing_run WHERE id = %s", [killed])
+            self.assertTrue(cr.fetchone()[0], "its end: its last committed progress")
         self.assertEqual(runs[1][1:], ("done", CUSTOMERS - 2, 2 * CUSTOMERS - 4))
         self.assertEqual(len(runs), 2)
 
