@@ -1,3 +1,4 @@
+import functools
 import logging
 
 from psycopg2 import errors as pg_errors
@@ -14,6 +15,14 @@ RUN_LOCK_SPACE = 1651076204
 # another run's commit made the one it saw stale, before it leaves the rest to
 # the other run or the next one.
 SELECT_RETRIES = 20
+
+
+def _unlock_after_rollback(cr, query):
+    try:
+        cr.execute(query, log_exceptions=False)
+    except Exception as error:  # noqa: BLE001 - the connection may be gone
+        # The lock goes with the connection.
+        _logger.info("Billing run lock not released after rollback: %s", error)
 
 
 class BillingRun(models.Model):
@@ -146,11 +155,19 @@ class BillingRun(models.Model):
             )
 
     def _release(self):
-        """Release the session locks of ``_hold``."""
+        """Release the session locks of ``_hold``; when the run's transaction
+        failed (its error on its way to the caller, who rolls it back), once it
+        is rolled back, so that the connection, back in its pool, does not
+        keep them."""
+        cr = self.env.cr
         for run in self:
-            self.env.cr.execute(
-                SQL("SELECT pg_advisory_unlock(%s, %s)", RUN_LOCK_SPACE, run.id)
-            )
+            query = SQL("SELECT pg_advisory_unlock(%s, %s)", RUN_LOCK_SPACE, run.id)
+            try:
+                cr.execute(query, log_exceptions=False)
+            except pg_errors.InFailedSqlTransaction:
+                cr.postrollback.add(
+                    functools.partial(_unlock_after_rollback, cr, query)
+                )
 
     @api.model
     def _close_interrupted(self):

@@ -92,7 +92,7 @@ chaos_crash() {
         return 1
     }
     recurring_kills=$(chaos_kill_runs "$db" recurring \
-        "SELECT COUNT(*) FROM account_move WHERE billing_recurring_id IS NOT NULL" 1500)
+        "SELECT COUNT(*) FROM account_move WHERE billing_recurring_id IS NOT NULL" 5000)
     renewal_kills=$(chaos_kill_runs "$db" renewal \
         "SELECT COUNT(*) FROM billing_charge WHERE service_id IS NOT NULL" 300 \
         "${CHAOS_RENEWAL_BATCH:-50}")

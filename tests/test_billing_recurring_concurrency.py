@@ -3,6 +3,8 @@ import time
 from datetime import date
 from unittest.mock import patch
 
+from psycopg2 import errors as pg_errors
+
 from odoo import SUPERUSER_ID, Command, api
 from odoo.tests import TransactionCase, tagged
 
@@ -375,3 +377,34 @@ class TestBillingRecurringConcurrency(TransactionCase):
         schedules, charges, misbilled, runs = self._committed()
         self.assertInvoicedOnce(schedules, charges, misbilled)
         self.assertEqual([run[1] for run in runs], ["done"])
+
+    def test_a_run_failing_in_sql_lets_go_of_its_session_lock(self):
+        """A run whose transaction fails in SQL (its error on its way to the
+        caller): once rolled back, its connection, back in its pool, no longer
+        holds the run's session lock, so that the next run closes it as
+        interrupted rather than taking it for alive."""
+        Recurring = type(self.env["billing.recurring"])
+
+        def failing_batch(batch, today):
+            batch.env.cr.execute("SELECT 1 / 0", log_exceptions=False)
+
+        with (
+            patch.object(Recurring, "_billing_process_batch", failing_batch),
+            self.registry.cursor() as cr,
+        ):
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            with self.assertRaises(pg_errors.DivisionByZero):
+                env["billing.recurring"]._billing_run(
+                    trigger="cron", auto_commit=True, today=TODAY
+                )
+            cr.rollback()
+            cr.execute(
+                "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory'"
+                " AND pid = pg_backend_pid()"
+            )
+            self.assertEqual(cr.fetchone()[0], 0, "the session lock is released")
+        _schedules, _charges, _misbilled, runs = self._committed()
+        self.assertEqual([run[1] for run in runs], ["running"])
+        with self.registry.cursor() as cr:
+            Run = api.Environment(cr, SUPERUSER_ID, {})["billing.run"]
+            self.assertEqual(Run._close_interrupted().ids, [runs[0][0]])
