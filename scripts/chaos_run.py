@@ -13,7 +13,8 @@ named by CHAOS_STEP:
   process id first written to CHAOS_PIDFILE, in batches of CHAOS_BATCH
   (default: the scheduled action's, 200), started at the epoch second
   CHAOS_START_AT when given (two workers at the same moment); prints
-  ``CHAOS_TIMING <start> <end> <invoices> <charges>``;
+  ``CHAOS_TIMING <start> <end> <invoices> <charges> <CPU s of the process>
+  <CPU s of its database session> <cores of the machine busy meanwhile>``;
 - ``check``: the invariants, printed as ``CHAOS_CHECK <json>``.
 """
 
@@ -141,6 +142,10 @@ def run(env, kind):
         if late > 0:
             print(f"CHAOS_LATE {late:.2f}")
         time.sleep(max(0.0, start_at - time.time()))
+    env.cr.execute("SELECT pg_backend_pid()")
+    backend = env.cr.fetchone()[0]
+    env.cr.rollback()  # the run's transactions begin with the run
+    cpu = (time.process_time(), _process_cpu(backend), _machine_cpu())
     started = time.time()
     # The scheduled actions' own batches (200), unless CHAOS_BATCH sets them.
     batch = (
@@ -153,10 +158,37 @@ def run(env, kind):
     else:
         runs = env["billing.service"]._cron_renew(**batch)
     ended = time.time()
+    # The CPU seconds the run took: this process's and its database
+    # session's (the same connection all along).
+    python_cpu = time.process_time() - cpu[0]
+    database_cpu = _process_cpu(backend) - cpu[1]
+    busy, total = (
+        after - before for after, before in zip(_machine_cpu(), cpu[2], strict=True)
+    )
+    busy_cores = busy / total * os.cpu_count() if total else 0.0
     print(
         f"CHAOS_TIMING {started:.3f} {ended:.3f} {sum(runs.mapped('invoice_count'))} "
-        f"{sum(runs.mapped('charge_count'))}"
+        f"{sum(runs.mapped('charge_count'))} {python_cpu:.2f} {database_cpu:.2f} "
+        f"{busy_cores:.2f}"
     )
+
+
+def _machine_cpu():
+    """Busy and total CPU time of the machine so far (all cores, in ticks)."""
+    with open("/proc/stat", encoding="ascii") as file:
+        ticks = [int(value) for value in file.readline().split()[1:9]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return sum(ticks) - idle, sum(ticks)
+
+
+def _process_cpu(pid):
+    """CPU seconds (user and system) of the process ``pid`` so far."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as file:
+            fields = file.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def check(env):

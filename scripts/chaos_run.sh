@@ -141,13 +141,27 @@ chaos_report() {
     return "$status"
 }
 
-# The seconds of the CHAOS_TIMING lines of FILES together (first start to last
-# end) and their invoices: chaos_timing FILE...
+# What the CHAOS_TIMING lines of FILES say together: the seconds from the
+# first start to the last end, the invoices of each ("a+b"), the CPU seconds
+# of each process with its database session ("a+b"), and the cores of the
+# machine busy meanwhile (mean): chaos_timing FILE...
 chaos_timing() {
-    python3 -c 'import sys
-rows = [l.split()[1:] for f in sys.argv[1:] for l in open(f) if l.startswith("CHAOS_TIMING ")]
+    python3 - "$@" <<'PY'
+import sys
+
+rows = [
+    line.split()[1:]
+    for name in sys.argv[1:]
+    for line in open(name, encoding="utf-8")
+    if line.startswith("CHAOS_TIMING ")
+]
 assert len(rows) == len(sys.argv) - 1, rows
-print(f"{max(float(r[1]) for r in rows) - min(float(r[0]) for r in rows):.2f}", "+".join(r[2] for r in rows))' "$@"
+seconds = max(float(r[1]) for r in rows) - min(float(r[0]) for r in rows)
+invoices = "+".join(r[2] for r in rows)
+cpu = "+".join(f"{float(r[4]) + float(r[5]):.1f}" for r in rows)
+busy = sum(float(r[6]) for r in rows) / len(rows)
+print(f"{seconds:.2f} {invoices} {cpu} {busy:.2f}")
+PY
 }
 
 # Two workers (two odoo-bin shell processes started at the same moment) on a
@@ -164,7 +178,11 @@ chaos_parallel_one() {
     start_at=$(($(date +%s) + 20))
     chaos_step "$one" recurring CHAOS_START_AT="$start_at" >"$LOG_DIR/parallel-one.out" || return 1
     grep -h CHAOS_LATE "$LOG_DIR/parallel-one.out" >>"$LOG_DIR/parallel.log" || true
-    ones+=("$(chaos_timing "$LOG_DIR/parallel-one.out" | cut -d' ' -f1)")
+    local seconds _split cpu busy
+    read -r seconds _split cpu busy < <(chaos_timing "$LOG_DIR/parallel-one.out")
+    ones+=("$seconds")
+    ones_cpu+=("$cpu")
+    ones_busy+=("$busy")
     [ "${CHAOS_KEEP:-0}" = 1 ] || drop_db "$one"
 }
 
@@ -172,7 +190,8 @@ chaos_parallel() {
     local tpl="${CHAOS_DB}_par" one="${CHAOS_DB}_par1" two="${CHAOS_DB}_par2"
     local customers=${CHAOS_PAR_CUSTOMERS:-2000} rounds=${CHAOS_PAR_ROUNDS:-3}
     local round start_at job_a job_b samples=0 waits=0 waiting status=0 load seconds
-    local ones=() twos=() split="" out="$LOG_DIR/parallel-check.out"
+    local ones=() twos=() ones_cpu=() twos_cpu=() ones_busy=() twos_busy=() cpu busy
+    local split="" out="$LOG_DIR/parallel-check.out"
     : >"$LOG_DIR/parallel.log"
     chaos_new_db "$tpl"
     chaos_step "$tpl" setup CHAOS_CUSTOMERS="$customers" \
@@ -209,30 +228,45 @@ chaos_parallel() {
         wait "$job_a" || status=1
         wait "$job_b" || status=1
         grep -h CHAOS_LATE "$LOG_DIR/parallel-a.out" "$LOG_DIR/parallel-b.out" >>"$LOG_DIR/parallel.log" || true
-        read -r seconds split < <(chaos_timing "$LOG_DIR/parallel-a.out" "$LOG_DIR/parallel-b.out")
+        read -r seconds split cpu busy < <(chaos_timing "$LOG_DIR/parallel-a.out" "$LOG_DIR/parallel-b.out")
         twos+=("$seconds")
+        twos_cpu+=("$cpu")
+        twos_busy+=("$busy")
         chaos_step "$two" check >"$out" || status=1
         chaos_report parallel "$out" "$customers" 0 "check" >>"$LOG_DIR/parallel.log" || status=1
         if [ $((round % 2)) = 0 ]; then
             chaos_parallel_one "$tpl" "$one" || status=1
         fi
-        echo "round $round: one worker ${ones[-1]} s, two workers $seconds s ($split invoices)" >>"$LOG_DIR/parallel.log"
+        echo "round $round: one worker ${ones[-1]} s (CPU ${ones_cpu[-1]} s, machine ${ones_busy[-1]} cores busy), two workers $seconds s ($split invoices, CPU $cpu s, machine $busy cores busy)" >>"$LOG_DIR/parallel.log"
     done
     local figures
     figures=$(
-        python3 - "${ones[*]}" "${twos[*]}" <<'PY'
+        python3 - "${ones[*]}" "${twos[*]}" "${ones_cpu[*]}" "${twos_cpu[*]}" \
+            "${ones_busy[*]}" "${twos_busy[*]}" <<'PY'
+import os
 import statistics
 import sys
 
-ones = [float(v) for v in sys.argv[1].split()]
-twos = [float(v) for v in sys.argv[2].split()]
-one, two = statistics.median(ones), statistics.median(twos)
-rounds_one = "/".join(f"{v:.1f}" for v in ones)
-rounds_two = "/".join(f"{v:.1f}" for v in twos)
+ones, twos, ones_cpu, twos_cpu, ones_busy, twos_busy = (
+    arg.split() for arg in sys.argv[1:7]
+)
+one = statistics.median(float(v) for v in ones)
+two = statistics.median(float(v) for v in twos)
+cpu_one = statistics.median(float(v) for v in ones_cpu)
+cpu_two = statistics.median(sum(float(p) for p in v.split("+")) for v in twos_cpu)
+busy_one = statistics.mean(float(v) for v in ones_busy)
+busy_two = statistics.mean(float(v) for v in twos_busy)
+rounds = ", ".join(
+    f"{a} s/{b} s" for a, b in zip(ones, twos, strict=True)
+)
 print(
-    f"one worker {one:.1f} s, two workers {two:.1f} s (median of {len(ones)}; "
-    f"rounds: one {rounds_one} s, two {rounds_two} s): speedup {one / two:.2f}x "
-    "(goal >= 1.6x on 2 cores)"
+    f"one worker {one:.1f} s, two workers {two:.1f} s (medians of {len(ones)} "
+    f"rounds, one/two: {rounds}): speedup {one / two:.2f}x (goal >= 1.6x on 2 "
+    f"cores); CPU of the run (Odoo processes and their database sessions) "
+    f"{cpu_one:.1f} s with one worker, {cpu_two:.1f} s with two (each "
+    f"{'; '.join(twos_cpu)} s); the machine's cores busy on average "
+    f"{busy_one:.2f} of {os.cpu_count()} during one worker, {busy_two:.2f} during two "
+    f"(other work on the machine counted)"
 )
 sys.exit(one / two < 1.6)
 PY
