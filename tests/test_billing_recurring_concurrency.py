@@ -408,3 +408,40 @@ class TestBillingRecurringConcurrency(TransactionCase):
         with self.registry.cursor() as cr:
             Run = api.Environment(cr, SUPERUSER_ID, {})["billing.run"]
             self.assertEqual(Run._close_interrupted().ids, [runs[0][0]])
+
+    def test_a_run_whose_snapshot_is_stale_goes_on(self):
+        """Between two batches of a run, another run commits a batch of the
+        schedules this run's transaction still sees due: locking them fails
+        (a serialization failure). The run takes a new snapshot and goes on
+        with the rest, rather than dying; the other's customers are not
+        invoiced again."""
+        ids = self.data["schedule_ids"]
+        with self.registry.cursor() as run_cr:
+            env = api.Environment(run_cr, SUPERUSER_ID, {})
+            run = env["billing.run"].create({"trigger": "cron"})
+            run_cr.commit()
+            run._lock()  # this transaction's snapshot, as after a batch's commit
+            with self.registry.cursor() as other_cr:
+                # The other run's batch: the first two schedules invoiced (here
+                # only moved on) and committed.
+                other_cr.execute(
+                    "UPDATE billing_recurring SET next_date = '2000-03-01'"
+                    " WHERE id = ANY(%s)",
+                    [ids[:2]],
+                )
+                other_cr.commit()
+            Recurring = env["billing.recurring"].with_company(env.company)
+            Recurring._billing_run_company(run, TODAY, 2, True)
+            run.write({"state": "done"})
+            run_cr.commit()
+        schedules, charges, misbilled, runs = self._committed()
+        self.assertEqual(
+            schedules,
+            {
+                schedule_id: (0 if schedule_id in ids[:2] else 1, date(2000, 3, 1))
+                for schedule_id in ids
+            },
+        )
+        self.assertEqual(charges, {"invoiced": 8, "pending": 4})
+        self.assertEqual(misbilled, 0)
+        self.assertEqual([run[1:] for run in runs], [("done", CUSTOMERS - 2, 8)])
