@@ -164,6 +164,31 @@ print(f"{seconds:.2f} {invoices} {cpu} {busy:.2f}")
 PY
 }
 
+# What the machine lets two processes gain over one now: the seconds of a
+# pure-Python loop alone, then of two at once (each the same loop), as one
+# process's time over two processes' for half the work each (2 x alone /
+# two at once): 2.00 on two idle cores, 1.00 when other work leaves one.
+chaos_calibrate() {
+    python3 - <<'PY'
+import subprocess
+import sys
+import time
+
+LOOP = "n = 0\nwhile n < 20_000_000:\n    n += 1\n"
+
+
+def timed(count):
+    started = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, "-c", LOOP]) for _ in range(count)]
+    for proc in procs:
+        proc.wait()
+    return time.perf_counter() - started
+
+
+print(f"{2 * timed(1) / timed(2):.2f}")
+PY
+}
+
 # The one worker of a round of chaos_parallel, on a copy ONE of TPL; its time,
 # CPU and the machine's busy cores added to the caller's lists.
 chaos_parallel_one() {
@@ -191,7 +216,7 @@ chaos_parallel() {
     local tpl="${CHAOS_DB}_par" one="${CHAOS_DB}_par1" two="${CHAOS_DB}_par2"
     local customers=${CHAOS_PAR_CUSTOMERS:-2000} rounds=${CHAOS_PAR_ROUNDS:-5}
     local round start_at job_a job_b samples=0 waits=0 waiting status=0 load seconds
-    local ones=() twos=() ones_cpu=() twos_cpu=() ones_busy=() twos_busy=() cpu busy
+    local ones=() twos=() ones_cpu=() twos_cpu=() ones_busy=() twos_busy=() ceilings=() cpu busy
     local split="" out="$LOG_DIR/parallel-check.out"
     : >"$LOG_DIR/parallel.log"
     chaos_new_db "$tpl"
@@ -238,18 +263,19 @@ chaos_parallel() {
         if [ $((round % 2)) = 0 ]; then
             chaos_parallel_one "$tpl" "$one" || status=1
         fi
-        echo "round $round: one worker ${ones[-1]} s (CPU ${ones_cpu[-1]} s, machine ${ones_busy[-1]} cores busy), two workers $seconds s ($split invoices, CPU $cpu s, machine $busy cores busy)" >>"$LOG_DIR/parallel.log"
+        ceilings+=("$(chaos_calibrate)")
+        echo "round $round: one worker ${ones[-1]} s (CPU ${ones_cpu[-1]} s, machine ${ones_busy[-1]} cores busy), two workers $seconds s ($split invoices, CPU $cpu s, machine $busy cores busy); two processes of a pure-Python loop gain ${ceilings[-1]}x" >>"$LOG_DIR/parallel.log"
     done
     local figures
     figures=$(
         python3 - "${ones[*]}" "${twos[*]}" "${ones_cpu[*]}" "${twos_cpu[*]}" \
-            "${ones_busy[*]}" "${twos_busy[*]}" <<'PY'
+            "${ones_busy[*]}" "${twos_busy[*]}" "${ceilings[*]}" <<'PY'
 import os
 import statistics
 import sys
 
-ones, twos, ones_cpu, twos_cpu, ones_busy, twos_busy = (
-    arg.split() for arg in sys.argv[1:7]
+ones, twos, ones_cpu, twos_cpu, ones_busy, twos_busy, ceilings = (
+    arg.split() for arg in sys.argv[1:8]
 )
 one, two = (min(float(v) for v in times) for times in (ones, twos))
 ratios = sorted(float(a) / float(b) for a, b in zip(ones, twos, strict=True))
@@ -274,7 +300,9 @@ print(
     f"s): the work split {cpu_ratio:.2f}x (one worker's CPU over the larger "
     f"share); the machine's cores busy on average {busy_one:.2f} of "
     f"{os.cpu_count()} during one worker, {busy_two:.2f} during two (other "
-    "helpers' work counted)"
+    "helpers' work counted); what the machine let two processes gain over one "
+    f"meanwhile (a pure-Python loop, alone then two at once, each round): "
+    f"{', '.join(ceilings)}x"
 )
 sys.exit(one / two < 1.6)
 PY
