@@ -5,10 +5,13 @@ from datetime import datetime, time, timedelta
 
 from dateutil.relativedelta import relativedelta
 from markupsafe import Markup
+from psycopg2 import errors as pg_errors
 
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL, format_date
+
+from .billing_run import SELECT_RETRIES
 
 _logger = logging.getLogger(__name__)
 
@@ -829,44 +832,52 @@ class BillingRecurring(models.Model):
         for company in due_companies:
             run = Run.create({"trigger": trigger, "company_id": company.id})
             runs |= run
-            if auto_commit:
-                self.env.cr.commit()  # pylint: disable=invalid-commit  # run visible while it works
-            run._lock()
-            self.with_company(company)._billing_run_company(
-                run, today, batch_size, auto_commit
-            )
-            run.write(
-                {
-                    "state": "failed" if run.failure_ids else "done",
-                    "date_end": fields.Datetime.now(),
-                }
-            )
-            if auto_commit:
-                self.env.cr.commit()  # pylint: disable=invalid-commit  # end of the run
+            run._hold()  # alive from its first commit on, whatever its commits
+            try:
+                if auto_commit:
+                    self.env.cr.commit()  # pylint: disable=invalid-commit  # run visible while it works
+                run._lock()
+                self.with_company(company)._billing_run_company(
+                    run, today, batch_size, auto_commit
+                )
+                run.write(
+                    {
+                        "state": "failed" if run.failure_ids else "done",
+                        "date_end": fields.Datetime.now(),
+                    }
+                )
+                if auto_commit:
+                    self.env.cr.commit()  # pylint: disable=invalid-commit  # end of the run
+            finally:
+                run._release()
         return runs
 
     def _billing_run_company(self, run, today, batch_size, auto_commit):
         company = self.env.company
         failed_ids = []
         totals = defaultdict(int)
+        retries = 0
         while True:
-            self.env.cr.execute(
-                SQL(
-                    """
-                    SELECT id FROM billing_recurring
-                     WHERE state = 'running' AND company_id = %(company)s
-                       AND next_date <= %(today)s AND id != ALL(%(failed)s)
-                  ORDER BY next_date, id
-                     LIMIT %(limit)s
-                       FOR UPDATE SKIP LOCKED
-                    """,
-                    company=company.id,
-                    today=today,
-                    failed=failed_ids,
-                    limit=batch_size,
-                )
-            )
-            ids = [row[0] for row in self.env.cr.fetchall()]
+            try:
+                with self.env.cr.savepoint():
+                    ids = self._billing_select_batch(today, failed_ids, batch_size)
+            except pg_errors.SerializationFailure:
+                # Another run at work on the same schedules committed a batch
+                # that this transaction still sees due: a new transaction sees
+                # it done and goes on with the rest (nothing is written since
+                # the last batch was committed). Without commits, the other
+                # run, or the next one, invoices the rest.
+                if not auto_commit or retries >= SELECT_RETRIES:
+                    _logger.info(
+                        "Billing run %s stops: another run is invoicing", run.id
+                    )
+                    break
+                retries += 1
+                self.env.cr.commit()  # pylint: disable=invalid-commit  # a new snapshot
+                self.env.invalidate_all()
+                run._lock()
+                continue
+            retries = 0
             if not ids:
                 break
             batch = self.browse(ids)
@@ -907,6 +918,30 @@ class BillingRecurring(models.Model):
                 # Memory stays that of one batch, however many customers.
                 self.env.invalidate_all()
                 run._lock()  # the commit released it: this run is still alive
+
+    def _billing_select_batch(self, today, failed_ids, limit):
+        """Ids of the next batch of due schedules of the current company,
+        locked, skipping those another run holds (it invoices them) and those
+        of ``failed_ids``. Raises a serialization failure when some of them
+        were invoiced by another run since this transaction began."""
+        self.env.cr.execute(
+            SQL(
+                """
+                SELECT id FROM billing_recurring
+                 WHERE state = 'running' AND company_id = %(company)s
+                   AND next_date <= %(today)s AND id != ALL(%(failed)s)
+              ORDER BY next_date, id
+                 LIMIT %(limit)s
+                   FOR UPDATE SKIP LOCKED
+                """,
+                company=self.env.company.id,
+                today=today,
+                failed=failed_ids,
+                limit=limit,
+            ),
+            log_exceptions=False,
+        )
+        return [row[0] for row in self.env.cr.fetchall()]
 
     def _billing_process_batch(self, today):
         """Invoice these schedules; on an error, again one customer at a time, each

@@ -1,3 +1,4 @@
+import functools
 import logging
 
 from psycopg2 import errors as pg_errors
@@ -6,6 +7,22 @@ from odoo import api, fields, models
 from odoo.tools import SQL
 
 _logger = logging.getLogger(__name__)
+
+# The first key of the session locks that running runs hold on themselves
+# (``pg_advisory_lock(RUN_LOCK_SPACE, run id)``, see ``_hold``).
+RUN_LOCK_SPACE = 1651076204
+# Times a run with commits takes a new snapshot to select its next batch when
+# another run's commit made the one it saw stale, before it leaves the rest to
+# the other run or the next one.
+SELECT_RETRIES = 20
+
+
+def _unlock_after_rollback(cr, query):
+    try:
+        cr.execute(query, log_exceptions=False)
+    except Exception as error:  # noqa: BLE001 - the connection may be gone
+        # The lock goes with the connection.
+        _logger.info("Billing run lock not released after rollback: %s", error)
 
 
 class BillingRun(models.Model):
@@ -125,11 +142,39 @@ class BillingRun(models.Model):
                 )
             )
 
+    def _hold(self):
+        """Hold a session lock on each of these runs until ``_release``, taken
+        before the run is first committed: unlike the row lock of ``_lock``,
+        which each commit of the run releases until it locks its row again, it
+        outlives the run's commits, so that another run starting meanwhile
+        never sees it running and unheld. PostgreSQL releases it when the
+        process's connection is gone (killed, crashed)."""
+        for run in self:
+            self.env.cr.execute(
+                SQL("SELECT pg_advisory_lock(%s, %s)", RUN_LOCK_SPACE, run.id)
+            )
+
+    def _release(self):
+        """Release the session locks of ``_hold``; when the run's transaction
+        failed (its error on its way to the caller, who rolls it back), once it
+        is rolled back, so that the connection, back in its pool, does not
+        keep them."""
+        cr = self.env.cr
+        for run in self:
+            query = SQL("SELECT pg_advisory_unlock(%s, %s)", RUN_LOCK_SPACE, run.id)
+            try:
+                cr.execute(query, log_exceptions=False)
+            except pg_errors.InFailedSqlTransaction:
+                cr.postrollback.add(
+                    functools.partial(_unlock_after_rollback, cr, query)
+                )
+
     @api.model
     def _close_interrupted(self):
         """Close as interrupted the runs still running whose process is gone:
-        those whose row no run holds (see ``_lock``). They keep the figures they
-        had committed; their end is their last committed progress. Returns
+        those whose row no run holds (see ``_lock``) and whose session lock no
+        connection holds (see ``_hold``). They keep the figures they had
+        committed; their end is their last committed progress. Returns
         them."""
         try:
             with self.env.cr.savepoint():
@@ -139,9 +184,14 @@ class BillingRun(models.Model):
                         """
                         SELECT id FROM billing_run
                          WHERE state = 'running'
+                           AND id NOT IN (
+                               SELECT objid::bigint FROM pg_locks
+                                WHERE locktype = 'advisory' AND granted
+                                  AND classid = %s AND objsubid = 2)
                       ORDER BY id
                            FOR UPDATE SKIP LOCKED
-                        """
+                        """,
+                        RUN_LOCK_SPACE,
                     ),
                     log_exceptions=False,
                 )

@@ -11,6 +11,7 @@ from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL
 
 from .billing_charge import SERVICE_REF_PREFIX, USAGE_DIGITS
+from .billing_run import SELECT_RETRIES
 
 _logger = logging.getLogger(__name__)
 
@@ -839,20 +840,24 @@ class BillingService(models.Model):
                 {"trigger": trigger, "company_id": company.id, "kind": "renewal"}
             )
             runs |= run
-            if auto_commit:
-                self.env.cr.commit()  # pylint: disable=invalid-commit  # run visible while it works
-            run._lock()
-            self.with_company(company)._renewal_run_company(
-                run, today, batch_size, auto_commit
-            )
-            run.write(
-                {
-                    "state": "failed" if run.failure_ids else "done",
-                    "date_end": fields.Datetime.now(),
-                }
-            )
-            if auto_commit:
-                self.env.cr.commit()  # pylint: disable=invalid-commit  # end of the run
+            run._hold()  # alive from its first commit on, whatever its commits
+            try:
+                if auto_commit:
+                    self.env.cr.commit()  # pylint: disable=invalid-commit  # run visible while it works
+                run._lock()
+                self.with_company(company)._renewal_run_company(
+                    run, today, batch_size, auto_commit
+                )
+                run.write(
+                    {
+                        "state": "failed" if run.failure_ids else "done",
+                        "date_end": fields.Datetime.now(),
+                    }
+                )
+                if auto_commit:
+                    self.env.cr.commit()  # pylint: disable=invalid-commit  # end of the run
+            finally:
+                run._release()
         return runs
 
     @api.model
@@ -908,22 +913,36 @@ class BillingService(models.Model):
                 seen=seen,
                 due=self._renewal_due_condition(today),
                 limit=limit,
-            )
+            ),
+            log_exceptions=False,
         )
         return [row[0] for row in self.env.cr.fetchall()]
 
     def _renewal_run_company(self, run, today, batch_size, auto_commit):
         seen = []
         totals = defaultdict(int)
+        retries = 0
         while True:
             try:
                 with self.env.cr.savepoint():
                     ids = self._renewal_select(today, seen, batch_size)
             except pg_errors.SerializationFailure:
                 # Another run renewed some of them since this transaction
-                # began: it, or the next run, renews the rest.
-                _logger.info("Renewal run %s stops: another run is renewing", run.id)
-                break
+                # began: with commits, a new transaction sees them renewed and
+                # goes on with the rest (nothing is written since the last
+                # batch was committed); without, it, or the next run, renews
+                # the rest.
+                if not auto_commit or retries >= SELECT_RETRIES:
+                    _logger.info(
+                        "Renewal run %s stops: another run is renewing", run.id
+                    )
+                    break
+                retries += 1
+                self.env.cr.commit()  # pylint: disable=invalid-commit  # a new snapshot
+                self.env.invalidate_all()
+                run._lock()
+                continue
+            retries = 0
             if not ids:
                 break
             seen.extend(ids)

@@ -22,6 +22,7 @@ from . import test_billing_mode_change
 from . import test_billing_usage_exact
 from . import test_billing_recurring_periods
 from . import test_billing_recurring_queries
+from . import test_billing_recurring_concurrency
 from . import test_billing_wallet_undo
 from . import test_billing_topup_payment
 from . import test_billing_wallet_limit

@@ -1,5 +1,4 @@
 from datetime import date
-from unittest.mock import patch
 
 from odoo import Command
 from odoo.tests import Form
@@ -125,29 +124,6 @@ class BillingRecurringCommon(BillingWalletCommon):
             schedules |= self._schedule(partner)
             self._usage(partner, self.sms, "2026-10-03", count=2)
         return schedules
-
-    def _run_killed_on_second_batch(self, schedules, **kwargs):
-        """A run of ``schedules`` whose process dies as its second batch starts,
-        the first batch committed; returns the error it died of. Not under
-        assertRaises: its savepoint would undo the first batch too, which the
-        cron commits before the second starts."""
-        original = type(schedules)._billing_invoice_due
-        calls = []
-
-        def crash_on_second_batch(records, today):
-            calls.append(records.ids)
-            if len(calls) == 2:
-                raise RuntimeError("worker killed")
-            return original(records, today)
-
-        with patch.object(
-            type(schedules), "_billing_invoice_due", crash_on_second_batch
-        ):
-            try:
-                self._run(**kwargs)
-            except RuntimeError as error:
-                return str(error)
-        return None
 
     def assertChargesMatchUsageLines(self, invoice):
         """Invariant 4: each usage line bills exactly its charges."""

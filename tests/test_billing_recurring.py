@@ -106,22 +106,6 @@ class TestBillingRecurring(BillingRecurringCommon):
                 }
             ).flush_recordset()
 
-    def test_run_interrupted_between_batches_completes_without_duplicates(self):
-        schedules = self._batch_schedules()
-        interrupted = self._run_killed_on_second_batch(schedules, batch_size=1)
-        self.assertEqual(interrupted, "worker killed")
-        invoiced = schedules.filtered(lambda s: self._invoices(s))
-        self.assertEqual(len(invoiced), 1, "the first batch was kept")
-        self._run(batch_size=1)
-        for schedule in schedules:
-            self.assertEqual(len(self._invoices(schedule)), 1)
-            self.assertEqual(schedule.next_date, date(2026, 12, 1))
-        charges = self.env["billing.charge"].search(
-            [("partner_id", "in", schedules.partner_id.ids)]
-        )
-        self.assertEqual(set(charges.mapped("state")), {"invoiced"})
-        self.assertEqual(len(charges.invoice_line_id), 3)
-
     def test_catch_up_three_missed_months(self):
         schedule = self._schedule(next_date=date(2026, 9, 1))
         for month, count in ((8, 1), (9, 2), (10, 3)):

@@ -209,52 +209,6 @@ class TestBillingService(BillingServiceCommon):
         )
         self.assertIn("WHERE (service_id IS NOT NULL)", self.env.cr.fetchone()[0])
 
-    def test_a_run_killed_half_way_is_completed_by_the_next(self):
-        """Batches of 2: the process dies as the second batch starts, the first
-        committed; the next run closes the first as interrupted and renews the
-        rest, every period charged once, none skipped."""
-        self._fund(200.0)
-        self._fund(200.0, partner=self.other_customer)
-        services = self.env["billing.service"]
-        for partner in (self.customer, self.other_customer, self.postpaid):
-            for _index in range(2):
-                services |= self._service(partner, start=date(2026, 10, 1))
-        original = BillingService._renewal_process_batch
-        calls = []
-
-        def crash_on_second_batch(batch, today):
-            calls.append(batch.ids)
-            if len(calls) == 2:
-                raise RuntimeError("worker killed")
-            return original(batch, today)
-
-        with (
-            patch.object(
-                BillingService, "_renewal_process_batch", crash_on_second_batch
-            ),
-            freeze_time("2026-12-01"),
-        ):
-            try:
-                self._renew(date(2026, 12, 1), batch_size=2)
-            except RuntimeError as error:
-                self.assertEqual(str(error), "worker killed")
-        renewed = services.filtered(lambda s: s.next_date == date(2027, 1, 1))
-        self.assertEqual(len(renewed), 2)  # the first batch
-        killed = self.env["billing.run"].search([("kind", "=", "renewal")], limit=1)
-        self.assertEqual(killed.state, "running")
-        with freeze_time("2026-12-01"):
-            run = self._renew(date(2026, 12, 1), batch_size=2)
-        self.assertEqual(killed.state, "interrupted")
-        self.assertEqual(run.state, "done")
-        self.assertEqual(run.charge_count, 2 * 4)
-        expected = [date(2026, 10, 1), date(2026, 11, 1), date(2026, 12, 1)]
-        for service in services:
-            self.assertEqual(self._periods(service), expected, service.name)
-            self.assertEqual(service.next_date, date(2027, 1, 1))
-        for partner in (self.customer, self.other_customer):
-            self.assertEqual(self._wallet(partner).balance, 200.0 - 6 * 10.0)
-            self.assertEqual(len(self._renewal_moves(partner)), 6)
-
     def test_one_failing_service_does_not_stop_the_run(self):
         self._fund(100.0)
         services = [self._service(start=date(2026, 11, 1)) for _i in range(3)]

@@ -1,12 +1,17 @@
 import logging
 from collections import Counter
 from decimal import Decimal
+from unittest.mock import patch
 
 from dateutil.relativedelta import relativedelta
 from freezegun import freeze_time
 
 from odoo import SUPERUSER_ID, Command, api, fields
 from odoo.tests import TransactionCase, tagged
+
+from odoo.addons.prepaid_postpaid_billing.models.billing_service import (
+    BillingService,
+)
 
 from .test_billing_reseller_concurrency import run_at_once
 
@@ -436,6 +441,73 @@ class TestBillingServiceConcurrency(TransactionCase):
         self.assertTrue(all(ok for ok, _result in outcomes.values()), outcomes)
         after = self._committed_then_completed(expected, before)
         self._report("two cron runs", retried, after[3])
+        self.assertRenewedOnce(expected, before, after)
+
+    def test_a_run_killed_inside_a_batch_keeps_what_it_committed(self):
+        """A scheduled run in batches of 3 services, each committed, whose
+        process dies inside the second batch, once its charges and debits are
+        made and before its commit (its transaction rolled back as a dead
+        connection's is; the kill -9 of a real process at random moments is
+        ``scripts/chaos crash``'s). On a fresh cursor: the first batch's
+        periods are charged, the second's not, the run still running; the
+        next run closes it as interrupted and renews the rest: every period
+        charged once, none skipped, each wallet debited once per period."""
+        expected = self._due_services()
+        before = self._snapshot()
+        original = BillingService._renewal_process_batch
+        calls = []
+
+        def killed_in_second_batch(batch, today):
+            calls.append(batch.ids)
+            result = original(batch, today)
+            if len(calls) == 2:
+                raise RuntimeError("worker killed")
+            return result
+
+        with (
+            patch.object(
+                BillingService, "_renewal_process_batch", killed_in_second_batch
+            ),
+            self.registry.cursor() as run_cr,
+        ):
+            env = self._committed_env(run_cr)
+            try:
+                env["billing.service"]._renewal_run(
+                    trigger="cron", batch_size=3, auto_commit=True, today=self.today
+                )
+            except RuntimeError as error:
+                self.assertEqual(str(error), "worker killed")
+            else:
+                self.fail("the run was not killed")
+            run_cr.rollback()  # what the dead process had not committed is lost
+        first, second = calls
+        charges, _states, _wallets, runs = self._committed()
+        old = before[0]
+        new = {
+            service_id: [
+                charge[0]
+                for charge in charges.get(service_id, [])
+                if charge not in old.get(service_id, [])
+            ]
+            for service_id in expected
+        }
+        for service_id in first:
+            self.assertEqual(new[service_id], expected[service_id], "committed")
+        for service_id in second:
+            self.assertEqual(new[service_id], [], "rolled back")
+        committed = sum(len(expected[service_id]) for service_id in first)
+        self.assertTrue(committed)
+        self.assertEqual(runs, [("running", committed, "renewal")])
+
+        with self.registry.cursor() as run_cr:
+            env = self._committed_env(run_cr)
+            env["billing.service"]._renewal_run(
+                trigger="cron", batch_size=3, auto_commit=True, today=self.today
+            )
+        after = self._committed()
+        self.assertEqual(
+            sorted(run[0] for run in after[3]), ["done", "interrupted"], after[3]
+        )
         self.assertRenewedOnce(expected, before, after)
 
     def test_two_runs_of_one_transaction_at_once(self):
