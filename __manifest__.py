@@ -4,7 +4,7 @@
     "name": "Prepaid and Postpaid Billing",
     "summary": "Prepaid credit wallets, postpaid recurring invoices and "
     "reseller billing on top of Odoo Invoicing",
-    "version": "18.0.1.6.0",
+    "version": "18.0.1.7.0",
     "category": "Accounting/Accounting",
     "website": "https://github.com/prepaid-postpaid-billing/prepaid_postpaid_billing",
     "author": "Prepaid Postpaid Billing contributors",
