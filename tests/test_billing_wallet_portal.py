@@ -197,7 +197,7 @@ class TestBillingWalletPortal(HttpCase):
         self.authenticate("wallet_buyer", "wallet_buyer")
 
         def refuse(moves, *args, **kwargs):
-            raise UserError("posting refused")
+            raise UserError(moves.env._("posting refused"))
 
         with patch.object(type(self.env["account.move"]), "_post", refuse):
             response = self.url_open(
