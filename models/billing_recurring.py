@@ -5,13 +5,10 @@ from datetime import datetime, time, timedelta
 
 from dateutil.relativedelta import relativedelta
 from markupsafe import Markup
-from psycopg2 import errors as pg_errors
 
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL, format_date
-
-from .billing_run import SELECT_RETRIES
 
 _logger = logging.getLogger(__name__)
 
@@ -856,28 +853,14 @@ class BillingRecurring(models.Model):
         company = self.env.company
         failed_ids = []
         totals = defaultdict(int)
-        retries = 0
         while True:
-            try:
-                with self.env.cr.savepoint():
-                    ids = self._billing_select_batch(today, failed_ids, batch_size)
-            except pg_errors.SerializationFailure:
-                # Another run at work on the same schedules committed a batch
-                # that this transaction still sees due: a new transaction sees
-                # it done and goes on with the rest (nothing is written since
-                # the last batch was committed). Without commits, the other
-                # run, or the next one, invoices the rest.
-                if not auto_commit or retries >= SELECT_RETRIES:
-                    _logger.info(
-                        "Billing run %s stops: another run is invoicing", run.id
-                    )
-                    break
-                retries += 1
-                self.env.cr.commit()  # pylint: disable=invalid-commit  # a new snapshot
-                self.env.invalidate_all()
-                run._lock()
-                continue
-            retries = 0
+            # Another run at work on the same schedules may have committed a
+            # batch this transaction still sees due (see _select_batch).
+            ids = run._select_batch(
+                lambda: self._billing_select_batch(today, failed_ids, batch_size),
+                auto_commit,
+                "Billing run %s stops: another run is invoicing",
+            )
             if not ids:
                 break
             batch = self.browse(ids)

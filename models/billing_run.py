@@ -154,6 +154,29 @@ class BillingRun(models.Model):
                 SQL("SELECT pg_advisory_lock(%s, %s)", RUN_LOCK_SPACE, run.id)
             )
 
+    def _select_batch(self, select, auto_commit, stop_message):
+        """The ids ``select()`` gives for this run's next batch, selected in a
+        savepoint. When another run's commit made the batch this transaction
+        sees stale (a serialization failure), a run that commits per batch
+        (``auto_commit``: nothing is written since its last commit) commits and
+        selects again from a new snapshot, up to SELECT_RETRIES times in a row;
+        otherwise, or past them, ``None``: the run stops (logging
+        ``stop_message``), the other run or the next one does the rest."""
+        self.ensure_one()
+        retries = 0
+        while True:
+            try:
+                with self.env.cr.savepoint():
+                    return select()
+            except pg_errors.SerializationFailure:
+                if not auto_commit or retries >= SELECT_RETRIES:
+                    _logger.info(stop_message, self.id)
+                    return None
+                retries += 1
+                self.env.cr.commit()  # pylint: disable=invalid-commit  # a new snapshot
+                self.env.invalidate_all()
+                self._lock()
+
     def _release(self):
         """Release the session locks of ``_hold``; when the run's transaction
         failed (its error on its way to the caller, who rolls it back), once it

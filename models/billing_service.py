@@ -11,7 +11,6 @@ from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL
 
 from .billing_charge import SERVICE_REF_PREFIX, USAGE_DIGITS
-from .billing_run import SELECT_RETRIES
 
 _logger = logging.getLogger(__name__)
 
@@ -921,28 +920,14 @@ class BillingService(models.Model):
     def _renewal_run_company(self, run, today, batch_size, auto_commit):
         seen = []
         totals = defaultdict(int)
-        retries = 0
         while True:
-            try:
-                with self.env.cr.savepoint():
-                    ids = self._renewal_select(today, seen, batch_size)
-            except pg_errors.SerializationFailure:
-                # Another run renewed some of them since this transaction
-                # began: with commits, a new transaction sees them renewed and
-                # goes on with the rest (nothing is written since the last
-                # batch was committed); without, it, or the next run, renews
-                # the rest.
-                if not auto_commit or retries >= SELECT_RETRIES:
-                    _logger.info(
-                        "Renewal run %s stops: another run is renewing", run.id
-                    )
-                    break
-                retries += 1
-                self.env.cr.commit()  # pylint: disable=invalid-commit  # a new snapshot
-                self.env.invalidate_all()
-                run._lock()
-                continue
-            retries = 0
+            # Another run may have renewed some of them since this transaction
+            # began (see _select_batch).
+            ids = run._select_batch(
+                lambda: self._renewal_select(today, seen, batch_size),
+                auto_commit,
+                "Renewal run %s stops: another run is renewing",
+            )
             if not ids:
                 break
             seen.extend(ids)
