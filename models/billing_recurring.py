@@ -829,24 +829,12 @@ class BillingRecurring(models.Model):
         for company in due_companies:
             run = Run.create({"trigger": trigger, "company_id": company.id})
             runs |= run
-            run._hold()  # alive from its first commit on, whatever its commits
-            try:
-                if auto_commit:
-                    self.env.cr.commit()  # pylint: disable=invalid-commit  # run visible while it works
-                run._lock()
-                self.with_company(company)._billing_run_company(
-                    run, today, batch_size, auto_commit
-                )
-                run.write(
-                    {
-                        "state": "failed" if run.failure_ids else "done",
-                        "date_end": fields.Datetime.now(),
-                    }
-                )
-                if auto_commit:
-                    self.env.cr.commit()  # pylint: disable=invalid-commit  # end of the run
-            finally:
-                run._release()
+            run._work(
+                lambda company=company, run=run: self.with_company(
+                    company
+                )._billing_run_company(run, today, batch_size, auto_commit),
+                auto_commit,
+            )
         return runs
 
     def _billing_run_company(self, run, today, batch_size, auto_commit):

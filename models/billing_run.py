@@ -154,6 +154,30 @@ class BillingRun(models.Model):
                 SQL("SELECT pg_advisory_lock(%s, %s)", RUN_LOCK_SPACE, run.id)
             )
 
+    def _work(self, process, auto_commit):
+        """Run ``process()`` as this run's work, then close the run (done, or
+        failed when it recorded failures). The run holds its session lock from
+        before its first commit (``_hold``) to its end, and its row lock
+        (``_lock``); with ``auto_commit`` (the scheduler), the run is committed
+        first, so that it is visible while it works, and at its end."""
+        self.ensure_one()
+        self._hold()  # alive from its first commit on, whatever its commits
+        try:
+            if auto_commit:
+                self.env.cr.commit()  # pylint: disable=invalid-commit  # run visible while it works
+            self._lock()
+            process()
+            self.write(
+                {
+                    "state": "failed" if self.failure_ids else "done",
+                    "date_end": fields.Datetime.now(),
+                }
+            )
+            if auto_commit:
+                self.env.cr.commit()  # pylint: disable=invalid-commit  # end of the run
+        finally:
+            self._release()
+
     def _select_batch(self, select, auto_commit, stop_message):
         """The ids ``select()`` gives for this run's next batch, selected in a
         savepoint. When another run's commit made the batch this transaction
