@@ -6,7 +6,10 @@ from bisect import bisect_right
 from collections import defaultdict
 from datetime import date, datetime
 from decimal import Decimal
+from itertools import islice
+from operator import itemgetter
 
+import psycopg2.errors
 import psycopg2.extensions
 
 from odoo import api, fields, models
@@ -85,6 +88,25 @@ def _copy_text(text):
         .replace("\n", "\\n")
         .replace("\r", "\\r")
     )
+
+
+class CopyLines:
+    """A file for ``COPY ... FROM STDIN`` that formats its lines as COPY reads
+    them, a chunk at a time: the database stores the rows of a chunk while the
+    next is formatted.
+
+    :param lines: an iterable of lines in COPY's text format, each ending with
+        a line end
+    """
+
+    CHUNK = 500  # lines a read returns
+
+    def __init__(self, lines):
+        self._lines = iter(lines)
+
+    def read(self, size=-1):
+        # COPY asks for ``size`` characters; any length is taken, "" ends it.
+        return "".join(islice(self._lines, self.CHUNK))
 
 
 def _storable_text(text):
@@ -830,27 +852,116 @@ class BillingCharge(models.Model):
 
     def _ingest(self, records):
         """Validate, price and store ``records`` (see ``ingest``) in this
-        transaction: the valid ones are copied to a staging table (COPY), then
-        stored from it with one INSERT per billing mode, a reference already
-        stored skipped (see "Usage ingestion at volume" in DESIGN.md)."""
+        transaction: the valid ones are copied straight into the table with one
+        COPY (``_ingest_copy``); when one of their references is stored already,
+        or is being stored by a concurrent call, that is undone and they are
+        copied to a staging table instead, then stored from it with one INSERT
+        per billing mode, a reference already stored skipped (see "Usage
+        ingestion at volume" in DESIGN.md)."""
         rejected = []
         valid = self._ingest_validate(records, rejected)
         self._ingest_price(valid)
         valid = self._ingest_check_amounts(valid, rejected)
         created = duplicates = 0
         if valid:
-            self._ingest_stage(valid)
-            postpaid = sum(1 for vals in valid if not vals["_prepaid"])
-            if postpaid:
-                created = len(self._ingest_store(prepaid=False))
-                duplicates = postpaid - created
-            if postpaid < len(valid):
-                prepaid_created, prepaid_duplicates = self._ingest_prepaid(
-                    [vals for vals in valid if vals["_prepaid"]], rejected
-                )
-                created += prepaid_created
-                duplicates += prepaid_duplicates
+            try:
+                with self.env.cr.savepoint():
+                    created, refused = self._ingest_copy(valid)
+            except psycopg2.errors.UniqueViolation:
+                # The savepoint undid all of it (wallet locks and movements too).
+                self.env.invalidate_all(flush=False)
+                created, duplicates = self._ingest_staged(valid, rejected)
+            else:
+                rejected.extend(refused)
         return {"created": created, "duplicates": duplicates, "rejected": rejected}
+
+    def _ingest_staged(self, valid, rejected):
+        """Store the clean values ``valid`` through the staging table, a
+        reference stored already skipped (a duplicate): (created,
+        duplicates)."""
+        self._ingest_stage(valid)
+        created = duplicates = 0
+        postpaid = sum(1 for vals in valid if not vals["_prepaid"])
+        if postpaid:
+            created = len(self._ingest_store(prepaid=False))
+            duplicates = postpaid - created
+        if postpaid < len(valid):
+            prepaid_created, prepaid_duplicates = self._ingest_prepaid(
+                [vals for vals in valid if vals["_prepaid"]], rejected
+            )
+            created += prepaid_created
+            duplicates += prepaid_duplicates
+        return created, duplicates
+
+    def _ingest_copy(self, valid):
+        """Store the clean values ``valid``, none of whose references is stored
+        yet, with one COPY into the table, in the byte order of their
+        references (concurrent calls sharing references cannot deadlock); the
+        lines are formatted as COPY reads them, while the database stores those
+        before (``CopyLines``). Prepaid ones are paid from their wallets first,
+        as ``_ingest_prepaid`` pays them. A reference stored already raises
+        UniqueViolation. Returns (created, [rejected records])."""
+        company = self.env.company
+        refused, state_of = [], {}
+        prepaid = [vals for vals in valid if vals["_prepaid"]]
+        paid = 0
+        if prepaid:
+            by_partner, wallets, movements = self._ingest_open_wallets(prepaid)
+            refused_refs = set(
+                self._ingest_pay(by_partner, wallets, movements, refused)
+            )
+            paid = len(prepaid) - len(refused_refs)
+            state_of = {
+                partner_id: f"debited\t{move_id}"
+                for partner_id, move_id in movements.items()
+            }
+            if refused_refs:
+                valid = [
+                    vals for vals in valid if vals["external_ref"] not in refused_refs
+                ]
+        valid.sort(key=itemgetter("external_ref"))  # code points: UTF-8 byte order
+        self.env.cr.execute(SQL("SELECT NOW() AT TIME ZONE 'UTC'"))
+        now = self.env.cr.fetchone()[0]
+        tail = f"\t{company.id}\t%s\t{self.env.uid}\t{self.env.uid}\t{now}\t{now}\n"
+        tails = {False: tail % f"pending\t{COPY_NULL}"}
+        for partner_id, state in state_of.items():
+            tails[partner_id] = tail % state
+        lines = (
+            f"{vals['partner_id']}\t{vals['product_id']}\t{vals['date']}\t"
+            f"{vals['quantity']!r}\t{vals['price_unit']!r}\t{vals['amount']!r}\t"
+            f"{COPY_NULL if vals['name'] is None else _copy_text(vals['name'])}\t"
+            f"{_copy_text(vals['external_ref'])}"
+            f"{tails[vals['partner_id'] if vals['_prepaid'] else False]}"
+            for vals in valid
+        )
+        self._ingest_copy_from(
+            "COPY billing_charge (partner_id, product_id, date, quantity, "
+            "price_unit, amount, name, external_ref, company_id, state, "
+            "wallet_move_id, create_uid, write_uid, create_date, write_date) "
+            "FROM STDIN",
+            CopyLines(lines),
+        )
+        self.env["billing.charge"].invalidate_model()
+        self._ingest_trigger_posting(paid)
+        return len(valid), refused
+
+    def _ingest_copy_from(self, statement, data):
+        """Run the ``COPY ... FROM STDIN`` ``statement`` with the file ``data``."""
+        # As Odoo's own COPY (models.py): no wait callback during a COPY.
+        callback = psycopg2.extensions.get_wait_callback()
+        psycopg2.extensions.set_wait_callback(None)
+        try:
+            self.env.cr.copy_expert(statement, data)
+        finally:
+            psycopg2.extensions.set_wait_callback(callback)
+
+    def _ingest_trigger_posting(self, created):
+        """A large batch: book its consumption now, in the cron's worker, not in
+        the integration's call."""
+        if created >= CONSUMPTION_POSTING_BATCH:
+            self.env.ref(
+                "prepaid_postpaid_billing.ir_cron_billing_post_consumption"
+            ).sudo()._trigger()
 
     def _ingest_validate(self, records, rejected):
         """The valid records as clean values; the others go to ``rejected`` with a
@@ -1257,14 +1368,9 @@ class BillingCharge(models.Model):
                 f"{_copy_text(vals['external_ref'])}\t"
                 f"{COPY_TRUE if vals['_prepaid'] else COPY_FALSE}\n"
             )
-        data = io.StringIO("".join(lines))
-        # As Odoo's own COPY (models.py): no wait callback during a COPY.
-        callback = psycopg2.extensions.get_wait_callback()
-        psycopg2.extensions.set_wait_callback(None)
-        try:
-            cr.copy_expert(f'COPY "{STAGING_TABLE}" FROM STDIN', data)
-        finally:
-            psycopg2.extensions.set_wait_callback(callback)
+        self._ingest_copy_from(
+            f'COPY "{STAGING_TABLE}" FROM STDIN', io.StringIO("".join(lines))
+        )
 
     def _ingest_store(self, prepaid, wallet_moves=None):
         """Store the staged records of one billing mode with one INSERT, in the
@@ -1388,14 +1494,34 @@ class BillingCharge(models.Model):
         duplicate and debits nothing. Each new charge is then checked against
         the exact balance; the refused ones are deleted again, and the ledger
         lines and balances get the total of the others."""
-        company = self.env.company
+        by_partner, wallets, movements = self._ingest_open_wallets(vals_list)
+        created = self._ingest_store(prepaid=True, wallet_moves=movements)
+        refused = self._ingest_pay(
+            by_partner, wallets, movements, rejected, created=created
+        )
+        if refused:
+            self.env.cr.execute(
+                SQL(
+                    "DELETE FROM billing_charge WHERE id = ANY(%s)",
+                    [created[ref] for ref in refused],
+                )
+            )
+        accepted = len(created) - len(refused)
+        self._ingest_trigger_posting(accepted)
+        return accepted, len(vals_list) - len(created)
+
+    def _ingest_open_wallets(self, vals_list):
+        """Lock the wallets of the prepaid customers of the clean values
+        ``vals_list``, in id order, and open each one's ledger line of the call:
+        ({partner id: [values, in the order sent]}, {partner id: (wallet id,
+        balance)}, {partner id: wallet movement id})."""
         by_partner = defaultdict(list)
         for vals in vals_list:
             by_partner[vals["partner_id"]].append(vals)
         # sudo: the caller is a Billing User (checked in ingest); wallets are only
         # debited for the charges being stored, of the customers they name.
         Wallet = self.env["billing.wallet"].sudo()
-        wallets = Wallet._lock_usage_wallets(list(by_partner), company)
+        wallets = Wallet._lock_usage_wallets(list(by_partner), self.env.company)
         partners = self.env["res.partner"].browse(by_partner)
         batch = uuid.uuid4().hex
         movements = Wallet._open_usage_movements(
@@ -1409,26 +1535,37 @@ class BillingCharge(models.Model):
                 for partner in partners
             }
         )
-        created = self._ingest_store(
-            prepaid=True,
-            wallet_moves={
+        return (
+            by_partner,
+            wallets,
+            {
                 partner_id: movements[wallet_id]
                 for partner_id, (wallet_id, _balance) in wallets.items()
             },
         )
-        currency = company.currency_id
+
+    def _ingest_pay(self, by_partner, wallets, movements, rejected, created=None):
+        """Pay the new charges of ``by_partner`` (see ``_ingest_open_wallets``)
+        from the locked ``wallets``, exactly to the usage precision, in the
+        order sent, and close the ledger lines ``movements`` with their total; a
+        charge the balance cannot cover goes to ``rejected``. With ``created``
+        ({external_ref: charge id} of those stored), the others are duplicates
+        and pay nothing; without it, every charge is new. Returns the
+        references of the refused charges."""
+        # sudo: as _ingest_open_wallets.
+        Wallet = self.env["billing.wallet"].sudo()
+        currency = self.env.company.currency_id
         debits, refused, reasons = {}, [], {}
         for partner_id, partner_vals in by_partner.items():
             wallet_id, balance = wallets[partner_id]
             available = _micro(balance)
             total = count = 0
             for vals in partner_vals:
-                charge_id = created.get(vals["external_ref"])
-                if not charge_id:
+                if created is not None and vals["external_ref"] not in created:
                     continue  # a duplicate
                 amount = _micro(vals["amount"])
                 if amount > available:
-                    refused.append(charge_id)
+                    refused.append(vals["external_ref"])
                     key = (available, vals["amount"])
                     if key not in reasons:  # a wallet used up refuses the rest
                         reasons[key] = self.env._(
@@ -1449,21 +1586,10 @@ class BillingCharge(models.Model):
                 total += amount
                 count += 1
             debits[wallet_id] = {
-                "move_id": movements[wallet_id],
+                "move_id": movements[partner_id],
                 "amount": total / MICRO,
                 "origin": self.env._("%(count)s usage records", count=count),
                 "count": count,
             }
-        if refused:
-            self.env.cr.execute(
-                SQL("DELETE FROM billing_charge WHERE id = ANY(%s)", refused)
-            )
         Wallet._close_usage_movements(debits)
-        accepted = len(created) - len(refused)
-        if accepted >= CONSUMPTION_POSTING_BATCH:
-            # A large batch: book its consumption now, in the cron's worker, not
-            # in the integration's call.
-            self.env.ref(
-                "prepaid_postpaid_billing.ir_cron_billing_post_consumption"
-            ).sudo()._trigger()
-        return accepted, len(vals_list) - len(created)
+        return refused
