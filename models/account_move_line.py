@@ -20,7 +20,9 @@ class AccountMoveLine(models.Model):
     )
 
     def unlink(self):
-        self.env["billing.charge"]._release_invoice_lines(self)
+        Charge = self.env["billing.charge"]
+        Charge._release_invoice_lines(self)
+        Charge._forget_lines(self)
         return super().unlink()
 
     def copy_data(self, default=None):

@@ -38,7 +38,8 @@ SERVICE_REF_PREFIX = "billing.service:"
 
 
 # The columns of billing_charge without a database foreign key (see
-# UsageMany2one): those every ingested record fills.
+# UsageMany2one): all of its links. Even empty, a foreign key costs every record
+# inserted a trigger event.
 UNCONSTRAINED_COLUMNS = (
     "partner_id",
     "product_id",
@@ -46,6 +47,9 @@ UNCONSTRAINED_COLUMNS = (
     "wallet_move_id",
     "create_uid",
     "write_uid",
+    "invoice_line_id",
+    "cancelled_line_id",
+    "service_id",
 )
 # The staging table of ingest calls: a temporary table of the connection, its
 # rows deleted at commit; the name carries its version, as a connection of the
@@ -71,8 +75,9 @@ class UsageMany2one(fields.Many2one):
     at every module update (``update_db_foreign_key``, run after ``init``): this
     field does not ask for it. The integrity is kept in Python instead: the
     records charges point to cannot be deleted while they do
-    (``billing.charge._check_unreferenced``), and ingest only stores ids it has
-    read."""
+    (``billing.charge._check_unreferenced``), but invoice lines, whose deletion
+    empties the charges' links to them (``_forget_lines``), as ``ondelete="set
+    null"`` did; ingest only stores ids it has read."""
 
     def update_db_foreign_key(self, model, column):
         return
@@ -191,7 +196,7 @@ class BillingCharge(models.Model):
     state = fields.Selection(
         selection=CHARGE_STATES, required=True, default="pending", readonly=True
     )
-    invoice_line_id = fields.Many2one(
+    invoice_line_id = UsageMany2one(
         comodel_name="account.move.line",
         readonly=True,
         index="btree_not_null",
@@ -203,7 +208,7 @@ class BillingCharge(models.Model):
         compute_sudo=True,
         search="_search_invoice_id",
     )
-    cancelled_line_id = fields.Many2one(
+    cancelled_line_id = UsageMany2one(
         comodel_name="account.move.line",
         string="Cancelled Invoice Line",
         readonly=True,
@@ -220,7 +225,7 @@ class BillingCharge(models.Model):
         index="btree_not_null",
         ondelete="restrict",
     )
-    service_id = fields.Many2one(
+    service_id = UsageMany2one(
         comodel_name="billing.service",
         string="Renewed Service",
         readonly=True,
@@ -591,6 +596,29 @@ class BillingCharge(models.Model):
                 )
             )
         self.invalidate_model(["state", "invoice_line_id"])
+
+    @api.model
+    def _forget_lines(self, lines):
+        """Empty the links of charges to the journal items ``lines``, being
+        deleted, as the foreign keys' ``ON DELETE SET NULL`` did (see
+        UsageMany2one): charges they bill are released first
+        (``_release_invoice_lines``)."""
+        if not lines:
+            return
+        lines.check_access("unlink")
+        self.flush_model(["invoice_line_id", "cancelled_line_id"])
+        for column in ("invoice_line_id", "cancelled_line_id"):
+            self.env.cr.execute(
+                SQL(
+                    "UPDATE billing_charge SET %(column)s = NULL "
+                    "WHERE %(column)s = ANY(%(ids)s)",
+                    column=SQL.identifier(column),
+                    ids=lines.ids,
+                )
+            )
+            if self.env.cr.rowcount:
+                self.invalidate_model([column])
+                self.env["account.move.line"].invalidate_model(["billing_charge_ids"])
 
     @api.model
     def _release_invoice_lines(self, lines):

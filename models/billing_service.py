@@ -10,6 +10,8 @@ from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL
 
+from odoo.addons.base.models.ir_model import MODULE_UNINSTALL_FLAG
+
 from .billing_charge import SERVICE_REF_PREFIX, USAGE_DIGITS
 
 _logger = logging.getLogger(__name__)
@@ -284,8 +286,15 @@ class BillingService(models.Model):
             )
         return super().write(vals)
 
-    @api.ondelete(at_uninstall=False)
-    def _unlink_except_renewed(self):
+    def unlink(self):
+        # Refused before Odoo deletes their messages, so that the refusal writes
+        # nothing (as @api.ondelete(at_uninstall=False), not on uninstall).
+        if not self.env.context.get(MODULE_UNINSTALL_FLAG):
+            self.check_access("unlink")  # the user's rights first, as Odoo's
+            self._check_deletable()
+        return super().unlink()
+
+    def _check_deletable(self):
         if self.filtered("charge_ids") or self.filtered(lambda s: s.state == "active"):
             raise UserError(
                 self.env._(
@@ -293,6 +302,8 @@ class BillingService(models.Model):
                     "close it."
                 )
             )
+        # Charges the user cannot read count as well (no foreign key refuses it).
+        self.env["billing.charge"]._check_unreferenced(self, "service_id")
 
     # -------------------------------------------------------------------------
     # ACTION METHODS

@@ -1,3 +1,4 @@
+from datetime import date
 from unittest.mock import patch
 
 from odoo import Command
@@ -7,12 +8,14 @@ from odoo.tools import SQL
 
 from ..models.billing_charge import UNCONSTRAINED_COLUMNS
 from .recurring_common import BillingRecurringCommon
+from .service_common import BillingServiceCommon
 
 
 @tagged("post_install", "-at_install")
-class TestBillingChargeIntegrity(BillingRecurringCommon):
-    """Usage records have no database foreign key on the columns every record
-    fills: what they point to cannot be deleted while they do."""
+class TestBillingChargeIntegrity(BillingServiceCommon):
+    """Usage records have no database foreign key: what they point to cannot be
+    deleted while they do, but invoice lines, whose deletion empties the links
+    to them."""
 
     def _ingest(self, ref, partner=None, product=None, env=None):
         Charge = (env or self.env)["billing.charge"]
@@ -44,11 +47,10 @@ class TestBillingChargeIntegrity(BillingRecurringCommon):
         return {row[0] for row in self.env.cr.fetchall()}
 
     def test_no_foreign_keys_on_the_ingested_columns_even_after_an_update(self):
-        keys = self._foreign_keys()
-        self.assertFalse(keys & set(UNCONSTRAINED_COLUMNS), keys)
-        # The columns no record fills at ingest keep theirs.
+        self.assertFalse(self._foreign_keys())
         self.assertLessEqual(
-            {"invoice_line_id", "cancelled_line_id", "service_id"}, keys
+            {"invoice_line_id", "cancelled_line_id", "service_id"},
+            set(UNCONSTRAINED_COLUMNS),
         )
         # A database of an earlier version had them: init drops them.
         self.env.cr.execute(
@@ -57,7 +59,13 @@ class TestBillingChargeIntegrity(BillingRecurringCommon):
                 "REFERENCES product_product(id) ON DELETE RESTRICT"
             )
         )
-        self.assertIn("product_id", self._foreign_keys())
+        self.env.cr.execute(
+            SQL(
+                "ALTER TABLE billing_charge ADD FOREIGN KEY (invoice_line_id) "
+                "REFERENCES account_move_line(id) ON DELETE SET NULL"
+            )
+        )
+        self.assertEqual(self._foreign_keys(), {"product_id", "invoice_line_id"})
         # A module update (as Odoo's loading runs it) does not add them back.
         self.registry.init_models(
             self.env.cr, ["billing.charge"], {"module": "prepaid_postpaid_billing"}
@@ -118,6 +126,83 @@ class TestBillingChargeIntegrity(BillingRecurringCommon):
         with self.assertRefusedWritingNothing(UserError):
             charge.wallet_move_id.unlink()
         self.assertTrue(charge.wallet_move_id.exists())
+
+    def _links(self, column, lines):
+        """Charges whose ``column`` holds one of the ids of ``lines``, in SQL."""
+        self.env.flush_all()
+        self.env.cr.execute(
+            SQL(
+                "SELECT count(*) FROM billing_charge WHERE %s = ANY(%s)",
+                SQL.identifier(column),
+                lines.ids,
+            )
+        )
+        return self.env.cr.fetchone()[0]
+
+    def test_deleted_invoice_lines_are_emptied_from_their_charges(self):
+        """As ``ON DELETE SET NULL`` did: a deleted draft invoice's charges go
+        back to pending, linked to no line; a deleted cancelled invoice's
+        charges forget the line that billed them."""
+        schedule = self._schedule()
+        self._usage(self.postpaid, self.sms, "2026-10-03", count=2)
+        self._run()
+        invoice = self._invoices(schedule)
+        lines = invoice.invoice_line_ids
+        charges = self.env["billing.charge"].search(
+            [("partner_id", "=", self.postpaid.id)]
+        )
+        self.assertEqual(charges.invoice_line_id, lines)
+        invoice.button_cancel()
+        self.assertEqual(set(charges.mapped("state")), {"pending"})
+        self.assertEqual(charges.cancelled_line_id, lines)
+        invoice.unlink()
+        self.assertFalse(invoice.exists())
+        self.assertEqual(self._links("cancelled_line_id", lines), 0)
+        self.assertEqual(self._links("invoice_line_id", lines), 0)
+        self.assertFalse(charges.cancelled_line_id)
+        self.assertEqual(set(charges.mapped("state")), {"pending"})
+        # Billed again, then the line deleted from the draft.
+        self._run(today=date(2026, 12, 2))
+        again = self._invoices(schedule)
+        line = again.invoice_line_ids.filtered(lambda l: l.product_id == self.sms)
+        self.assertEqual(charges.invoice_line_id, line)
+        again.write({"invoice_line_ids": [Command.delete(line.id)]})
+        self.assertEqual(self._links("invoice_line_id", line), 0)
+        self.assertFalse(charges.invoice_line_id)
+        self.assertEqual(set(charges.mapped("state")), {"pending"})
+        # Every charge still names an invoice line that exists.
+        self.env.flush_all()
+        self.env.cr.execute(
+            SQL(
+                """
+                SELECT c.id, c.state, c.invoice_line_id, c.cancelled_line_id,
+                       c.external_ref
+                  FROM billing_charge c
+             LEFT JOIN account_move_line i ON i.id = c.invoice_line_id
+             LEFT JOIN account_move_line x ON x.id = c.cancelled_line_id
+                 WHERE (c.invoice_line_id IS NOT NULL AND i.id IS NULL)
+                    OR (c.cancelled_line_id IS NOT NULL AND x.id IS NULL)
+                """
+            )
+        )
+        self.assertEqual(self.env.cr.fetchall(), [])
+
+    def test_service_with_renewals_cannot_be_deleted(self):
+        service = self._service(partner=self.postpaid)
+        charge = service.charge_ids
+        self.assertEqual(len(charge), 1)
+        service.action_close()
+        with self.assertRefusedWritingNothing(UserError, "cannot be deleted"):
+            service.unlink()
+        self.assertTrue(service.exists())
+        self.assertEqual(charge.service_id, service)
+        # The charges are counted in SQL as well, whoever may read them.
+        with self.assertRefusedWritingNothing(UserError, "usage records refer to it"):
+            self.env["billing.charge"]._check_unreferenced(service, "service_id")
+        # A service never charged goes.
+        unused = self._service(partner=self.postpaid, activate=False)
+        unused.unlink()
+        self.assertFalse(unused.exists())
 
     def test_deleted_user_is_forgotten_by_usage_records(self):
         user = new_test_user(
