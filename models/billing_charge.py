@@ -7,7 +7,6 @@ from collections import defaultdict
 from datetime import date, datetime
 from decimal import Decimal
 from itertools import islice
-from operator import itemgetter
 
 import psycopg2.errors
 import psycopg2.extensions
@@ -95,6 +94,11 @@ def _copy_text(text):
     )
 
 
+class IngestRetry(Exception):
+    """Raised by the COPY of ``billing.charge._ingest_copy`` for what it does
+    not handle: the call is stored through the staging table instead."""
+
+
 class CopyLines:
     """A file for ``COPY ... FROM STDIN`` that formats its lines as COPY reads
     them, a chunk at a time: the database stores the rows of a chunk while the
@@ -108,10 +112,19 @@ class CopyLines:
 
     def __init__(self, lines):
         self._lines = iter(lines)
+        self.count = 0  # lines read
+
+        self.error = None  # what a read raised: psycopg2 raises QueryCanceled
 
     def read(self, size=-1):
         # COPY asks for ``size`` characters; any length is taken, "" ends it.
-        return "".join(islice(self._lines, self.CHUNK))
+        try:
+            chunk = list(islice(self._lines, self.CHUNK))
+        except Exception as error:
+            self.error = error
+            raise
+        self.count += len(chunk)
+        return "".join(chunk)
 
 
 def _storable_text(text):
@@ -880,98 +893,223 @@ class BillingCharge(models.Model):
 
     def _ingest(self, records):
         """Validate, price and store ``records`` (see ``ingest``) in this
-        transaction: the valid ones are copied straight into the table with one
-        COPY (``_ingest_copy``); when one of their references is stored already,
-        or is being stored by a concurrent call, that is undone and they are
-        copied to a staging table instead, then stored from it with one INSERT
-        per billing mode, a reference already stored skipped (see "Usage
-        ingestion at volume" in DESIGN.md)."""
+        transaction: streamed into the table with one COPY (``_ingest_copy``);
+        when one of their references is stored already, or is being stored by
+        a concurrent call, that is undone and they are stored through a staging
+        table instead, a reference already stored skipped (``_ingest_staged``;
+        see "Usage ingestion at volume" in DESIGN.md)."""
+        try:
+            with self.env.cr.savepoint():
+                return self._ingest_copy(records)
+        except (
+            psycopg2.errors.UniqueViolation,
+            psycopg2.errors.DeadlockDetected,
+            IngestRetry,
+        ):
+            # The savepoint undid all of it, the wallets' locks and movements too.
+            self.env.invalidate_all(flush=False)
+        return self._ingest_staged(records)
+
+    def _ingest_staged(self, records):
+        """``_ingest`` through the staging table: the valid records are copied to
+        it, then stored from it with one INSERT per billing mode, a reference
+        already stored skipped (a duplicate)."""
         rejected = []
         valid = self._ingest_validate(records, rejected)
         self._ingest_price(valid)
         valid = self._ingest_check_amounts(valid, rejected)
         created = duplicates = 0
         if valid:
-            try:
-                with self.env.cr.savepoint():
-                    created, refused = self._ingest_copy(valid)
-            except psycopg2.errors.UniqueViolation:
-                # The savepoint undid all of it (wallet locks and movements too).
-                self.env.invalidate_all(flush=False)
-                created, duplicates = self._ingest_staged(valid, rejected)
-            else:
-                rejected.extend(refused)
-        return {"created": created, "duplicates": duplicates, "rejected": rejected}
+            self._ingest_stage(valid)
+            postpaid = sum(1 for vals in valid if not vals["_prepaid"])
+            if postpaid:
+                created = len(self._ingest_store(prepaid=False))
+                duplicates = postpaid - created
+            if postpaid < len(valid):
+                prepaid_created, prepaid_duplicates = self._ingest_prepaid(
+                    [vals for vals in valid if vals["_prepaid"]], rejected
+                )
+                created += prepaid_created
+                duplicates += prepaid_duplicates
+        return {
+            "created": created,
+            "duplicates": duplicates,
+            "rejected": self._ingest_reasons(rejected),
+        }
 
-    def _ingest_staged(self, valid, rejected):
-        """Store the clean values ``valid`` through the staging table, a
-        reference stored already skipped (a duplicate): (created,
-        duplicates)."""
-        self._ingest_stage(valid)
-        created = duplicates = 0
-        postpaid = sum(1 for vals in valid if not vals["_prepaid"])
-        if postpaid:
-            created = len(self._ingest_store(prepaid=False))
-            duplicates = postpaid - created
-        if postpaid < len(valid):
-            prepaid_created, prepaid_duplicates = self._ingest_prepaid(
-                [vals for vals in valid if vals["_prepaid"]], rejected
-            )
-            created += prepaid_created
-            duplicates += prepaid_duplicates
-        return created, duplicates
+    def _ingest_copy(self, records):
+        """``_ingest`` with one COPY into the table, the records validated,
+        priced, paid and formatted as COPY reads them, while the database
+        stores those before (``CopyLines``): Python and the database work at
+        once. A reference stored already raises UniqueViolation.
 
-    def _ingest_copy(self, valid):
-        """Store the clean values ``valid``, none of whose references is stored
-        yet, with one COPY into the table, in the byte order of their
-        references (concurrent calls sharing references cannot deadlock); the
-        lines are formatted as COPY reads them, while the database stores those
-        before (``CopyLines``). Prepaid ones are paid from their wallets first,
-        as ``_ingest_prepaid`` pays them. A reference stored already raises
-        UniqueViolation. Returns (created, [rejected records])."""
+        Prices are computed first, one per pricelist, service and number of
+        rule minimum quantities reached, as ``_ingest_price`` does; the wallets
+        of the prepaid customers named are locked and their ledger lines of the
+        call opened first, and the records paid in the order sent, as
+        ``_ingest_pay`` pays them."""
         company = self.env.company
-        refused, state_of = [], {}
-        prepaid = [vals for vals in valid if vals["_prepaid"]]
-        paid = 0
+        partners, products = self._ingest_lookup(records)
+        prices = self._ingest_prices(records, partners, products)
+        prepaid = {
+            partner["commercial_id"]
+            for partner in partners.values()
+            if partner["prepaid"]
+        }
+        wallets, movements = {}, {}
         if prepaid:
-            by_partner, wallets, movements = self._ingest_open_wallets(prepaid)
-            refused_refs = set(
-                self._ingest_pay(by_partner, wallets, movements, refused)
-            )
-            paid = len(prepaid) - len(refused_refs)
-            state_of = {
-                partner_id: f"debited\t{move_id}"
-                for partner_id, move_id in movements.items()
-            }
-            if refused_refs:
-                valid = [
-                    vals for vals in valid if vals["external_ref"] not in refused_refs
-                ]
-        valid.sort(key=itemgetter("external_ref"))  # code points: UTF-8 byte order
+            wallets, movements = self._ingest_open_wallets(sorted(prepaid))
         self.env.cr.execute(SQL("SELECT NOW() AT TIME ZONE 'UTC'"))
         now = self.env.cr.fetchone()[0]
         tail = f"\t{company.id}\t%s\t{self.env.uid}\t{self.env.uid}\t{now}\t{now}\n"
-        tails = {False: tail % f"pending\t{COPY_NULL}"}
-        for partner_id, state in state_of.items():
-            tails[partner_id] = tail % state
-        lines = (
-            f"{vals['partner_id']}\t{vals['product_id']}\t{vals['date']}\t"
-            f"{vals['quantity']!r}\t{vals['price_unit']!r}\t{vals['amount']!r}\t"
-            f"{COPY_NULL if vals['name'] is None else _copy_text(vals['name'])}\t"
-            f"{_copy_text(vals['external_ref'])}"
-            f"{tails[vals['partner_id'] if vals['_prepaid'] else False]}"
-            for vals in valid
+        tails = {None: tail % f"pending\t{COPY_NULL}"}
+        for partner_id, move_id in movements.items():
+            tails[partner_id] = tail % f"debited\t{move_id}"
+        rejected, refused, paid = [], [], {}
+        available = {
+            partner_id: _micro(balance)
+            for partner_id, (_id, balance) in wallets.items()
+        }
+        lines = self._ingest_lines(
+            records,
+            partners,
+            products,
+            prices,
+            rejected,
+            refused,
+            available,
+            paid,
+            tails,
         )
+        data = CopyLines(lines)
         self._ingest_copy_from(
             "COPY billing_charge (partner_id, product_id, date, quantity, "
             "price_unit, amount, name, external_ref, company_id, state, "
             "wallet_move_id, create_uid, write_uid, create_date, write_date) "
             "FROM STDIN",
-            CopyLines(lines),
+            data,
         )
         self.env["billing.charge"].invalidate_model()
-        self._ingest_trigger_posting(paid)
-        return len(valid), refused
+        if wallets:
+            self._ingest_close_wallets(wallets, movements, paid)
+        self._ingest_trigger_posting(sum(count for count, _total in paid.values()))
+        duplicates = self._ingest_refused_duplicates(refused, rejected)
+        return {
+            "created": data.count,
+            "duplicates": duplicates,
+            "rejected": self._ingest_reasons(rejected),
+        }
+
+    def _ingest_refused_duplicates(self, refused, rejected):
+        """Of the prepaid records ``refused`` (entries of ``rejected``) for a
+        balance that does not cover them, never stored, those whose reference
+        is stored already are duplicates, not refused, as when they are stored
+        first (``_ingest_prepaid``): they are taken out of ``rejected``, and
+        counted. A refused record spent no balance: the others are paid the
+        same either way."""
+        if not refused:
+            return 0
+        self.env.cr.execute(
+            SQL(
+                "SELECT external_ref FROM billing_charge "
+                "WHERE company_id = %s AND external_ref = ANY(%s)",
+                self.env.company.id,
+                [entry["external_ref"] for entry in refused],
+            )
+        )
+        stored = {row[0] for row in self.env.cr.fetchall()}
+        duplicates = {id(entry) for entry in refused if entry["external_ref"] in stored}
+        if duplicates:
+            rejected[:] = [entry for entry in rejected if id(entry) not in duplicates]
+        return len(duplicates)
+
+    @api.model
+    def _ingest_reasons(self, rejected):
+        """``rejected`` with the text of each reason: those given while COPY reads
+        the records are functions, as no query may run then."""
+        for entry in rejected:
+            if callable(entry["reason"]):
+                entry["reason"] = entry["reason"]()
+        return rejected
+
+    def _ingest_lines(
+        self,
+        records,
+        partners,
+        products,
+        prices,
+        rejected,
+        refused,
+        available,
+        paid,
+        tails,
+    ):
+        """The lines of COPY's text format of the valid ``records``, as a
+        generator: the others go to ``rejected``, with their reason, as
+        ``_ingest_validate``, ``_ingest_check_amounts`` and ``_ingest_pay``
+        reject them, their reasons functions (no query may run while COPY
+        reads). ``available`` ({partner id: balance in millionths}) is spent by
+        the prepaid records, ``paid`` ({partner id: [count, millionths]})
+        counts them, ``refused`` gets the entries of ``rejected`` of those the
+        balance did not cover; ``tails`` ({partner id or None: the line's end})
+        ends each line by the billing mode of its customer."""
+        thresholds, prices = prices
+        amounts, reasons = {}, {}
+        postpaid_tail = tails[None]
+        for vals in self._ingest_clean(records, partners, products, rejected):
+            quantity, price = vals["quantity"], vals["price_unit"]
+            if price is None:
+                pricelist_id = vals["_pricelist_id"]
+                steps = thresholds.get(pricelist_id)
+                price = prices.get(
+                    (
+                        pricelist_id,
+                        vals["product_id"],
+                        bisect_right(steps, quantity) if steps else 0,
+                    )
+                )
+                if price is None:  # not priced by _ingest_prices: never so
+                    raise IngestRetry(vals["external_ref"])
+            amount = amounts.get((quantity, price))
+            if amount is None:
+                amount = amounts[quantity, price] = self._ingest_amount(quantity, price)
+            price, value = amount
+            if value is None:
+                vals["price_unit"], vals["amount"] = price, value
+                self._ingest_check_amounts([vals], rejected)
+                continue
+            partner_id = vals["partner_id"]
+            if vals["_prepaid"]:
+                vals["amount"] = value
+                if not self._ingest_pay(vals, available, paid, rejected, reasons):
+                    refused.append(rejected[-1])
+                    continue
+                tail = tails[partner_id]
+            else:
+                tail = postpaid_tail
+            name = vals["name"]
+            yield (
+                f"{partner_id}\t{vals['product_id']}\t{vals['date']}\t"
+                f"{quantity!r}\t{price!r}\t{value!r}\t"
+                f"{COPY_NULL if name is None else _copy_text(name)}\t"
+                f"{_copy_text(vals['external_ref'])}{tail}"
+            )
+
+    def _ingest_close_wallets(self, wallets, movements, paid):
+        """Close the ledger lines ``movements`` ({partner id: movement id}) of
+        the locked ``wallets`` with what ``paid`` ({partner id: [count,
+        millionths]}) counts, as ``_ingest_pay`` does."""
+        debits = {}
+        for partner_id, (wallet_id, _balance) in wallets.items():
+            count, total = paid.get(partner_id, (0, 0))
+            debits[wallet_id] = {
+                "move_id": movements[partner_id],
+                "amount": total / MICRO,
+                "origin": self.env._("%(count)s usage records", count=count),
+                "count": count,
+            }
+        # sudo: as _ingest_open_wallets.
+        self.env["billing.wallet"].sudo()._close_usage_movements(debits)
 
     def _ingest_copy_from(self, statement, data):
         """Run the ``COPY ... FROM STDIN`` ``statement`` with the file ``data``."""
@@ -980,6 +1118,11 @@ class BillingCharge(models.Model):
         psycopg2.extensions.set_wait_callback(None)
         try:
             self.env.cr.copy_expert(statement, data)
+        except psycopg2.errors.QueryCanceled:
+            # A read of a CopyLines that raised: COPY was cancelled for it.
+            if getattr(data, "error", None) is not None:
+                raise data.error from None
+            raise
         finally:
             psycopg2.extensions.set_wait_callback(callback)
 
@@ -999,6 +1142,12 @@ class BillingCharge(models.Model):
         text without offset) is checked inline; any other goes through
         ``_ingest_check_record``, which gives the reason of a refusal, and
         accepts exactly what the inline checks accept."""
+        partners, products = self._ingest_lookup(records)
+        return list(self._ingest_clean(records, partners, products, rejected))
+
+    def _ingest_lookup(self, records):
+        """The customers and services ``records`` name that the user may use in
+        the company (``_ingest_partners``, ``_ingest_products``)."""
         company = self.env.company
         partner_ids, product_ids = set(), set()
         for record in records:
@@ -1011,10 +1160,15 @@ class BillingCharge(models.Model):
                         record.get(key), bool
                     ):
                         ids.add(record[key])
-        partners = self._ingest_partners(partner_ids, company)
-        products = self._ingest_products(product_ids, company)
+        return (
+            self._ingest_partners(partner_ids, company),
+            self._ingest_products(product_ids, company),
+        )
+
+    def _ingest_clean(self, records, partners, products, rejected):
+        """The clean values of the valid ``records``, in the order sent, as a
+        generator (see ``_ingest_validate``)."""
         seen = set()
-        valid = []
         fields_set, prefix, parse_date = (
             INGEST_FIELDS_SET,
             SERVICE_REF_PREFIX,
@@ -1082,32 +1236,35 @@ class BillingCharge(models.Model):
                     rejected.append({"external_ref": ref, "reason": reason})
                     continue
             seen.add(clean["external_ref"])
-            valid.append(clean)
-        return valid
+            yield clean
 
     def _ingest_check_record(self, index, record, partners, products, seen):
         """``(reason, None)`` when ``record`` cannot be stored, the reason naming
-        the field; else ``(None, clean values)``."""
+        the field; else ``(None, clean values)``. The reason is a function that
+        gives its text (see ``_ingest_reasons``): no query is run while COPY
+        reads the records."""
         _ = self.env._
         if not isinstance(record, dict):
-            return _("record %(index)s is not a dict", index=index), None
+            return lambda: _("record %(index)s is not a dict", index=index), None
         if missing := [f for f in INGEST_REQUIRED if record.get(f) in (None, "")]:
-            return _("missing %(fields)s", fields=", ".join(missing)), None
+            return lambda: _("missing %(fields)s", fields=", ".join(missing)), None
         if unknown := record.keys() - INGEST_FIELDS_SET:
-            return _(
+            return lambda: _(
                 "unknown field %(fields)s", fields=", ".join(sorted(unknown))
             ), None
         ref = record["external_ref"]
         if not isinstance(ref, str) or len(ref) > 255:
-            return _("external_ref must be a text of at most 255 characters"), None
+            return lambda: _(
+                "external_ref must be a text of at most 255 characters"
+            ), None
         if not _storable_text(ref):
-            return _(
+            return lambda: _(
                 "external_ref must be a text without NUL characters or unpaired "
                 "surrogates, not %(value)r",
                 value=ref,
             ), None
         if ref.startswith(SERVICE_REF_PREFIX):
-            return _(
+            return lambda: _(
                 "external_ref %(ref)s: references starting with %(prefix)s are those "
                 "of service renewals",
                 ref=ref,
@@ -1116,20 +1273,20 @@ class BillingCharge(models.Model):
         partner_id, product_id = record["partner_id"], record["product_id"]
         partner = partners.get(partner_id) if self._ingest_is_id(partner_id) else None
         if partner is None:
-            return _(
+            return lambda: _(
                 "unknown customer partner_id %(id)s in %(company)s",
                 id=partner_id,
                 company=self.env.company.name,
             ), None
         if not (self._ingest_is_id(product_id) and product_id in products):
-            return _(
+            return lambda: _(
                 "unknown service product_id %(id)s in %(company)s",
                 id=product_id,
                 company=self.env.company.name,
             ), None
         quantity = self._ingest_number(record["quantity"])
         if quantity is None or quantity <= 0:
-            return _(
+            return lambda: _(
                 "quantity must be a positive number, not %(value)r",
                 value=record["quantity"],
             ), None
@@ -1137,21 +1294,23 @@ class BillingCharge(models.Model):
         if price is not None:
             price = self._ingest_number(price)
             if price is None or price < 0:
-                return _(
+                return lambda: _(
                     "price_unit must be a number of at least 0, not %(value)r",
                     value=record["price_unit"],
                 ), None
         when = self._ingest_date(record["date"])
         if when is None:
-            return _(
+            return lambda: _(
                 "date must be YYYY-MM-DD or YYYY-MM-DD HH:MM:SS, not %(value)r",
                 value=record["date"],
             ), None
         if ref in seen:
-            return _("external_ref %(ref)s is twice in the batch", ref=ref), None
+            return lambda: _(
+                "external_ref %(ref)s is twice in the batch", ref=ref
+            ), None
         name = record.get("name")
         if isinstance(name, str) and not _storable_text(name):
-            return _(
+            return lambda: _(
                 "name must be a text without NUL characters or unpaired "
                 "surrogates, not %(value)r",
                 value=name[:50],
@@ -1282,16 +1441,72 @@ class BillingCharge(models.Model):
             key = (quantity, price)
             amount = amounts.get(key)
             if amount is None:
-                rounded = round(price, USAGE_DIGITS)
-                product = quantity * rounded
-                amount = amounts[key] = (
-                    rounded,
-                    # None: beyond what a record holds (_ingest_check_amounts)
-                    float_round(product, USAGE_DIGITS)
-                    if abs(product) < USAGE_AMOUNT_LIMIT
-                    else None,
-                )
+                amount = amounts[key] = self._ingest_amount(quantity, price)
             vals["price_unit"], vals["amount"] = amount
+
+    @api.model
+    def _ingest_amount(self, quantity, price):
+        """(unit price, amount) at the usage precision of a record of
+        ``quantity`` at ``price``; the amount None when it is beyond what a
+        record holds (see ``_ingest_check_amounts``)."""
+        rounded = round(price, USAGE_DIGITS)
+        product = quantity * rounded
+        return (
+            rounded,
+            float_round(product, USAGE_DIGITS)
+            if abs(product) < USAGE_AMOUNT_LIMIT
+            else None,
+        )
+
+    def _ingest_prices(self, records, partners, products):
+        """The prices of the ``records`` without a unit price, as
+        ``_ingest_price`` computes them, before they are validated: (thresholds,
+        {(pricelist id, product id, number of rule minimum quantities reached):
+        price}); see ``_ingest_price_thresholds``."""
+        company = self.env.company
+        thresholds = self._ingest_price_thresholds(
+            {partner["pricelist_id"] for partner in partners.values()} - {None, False}
+        )
+        quantities = {}  # key: the first quantity of the key, as _ingest_price
+        for record in records:
+            if type(record) is not dict or record.get("price_unit") is not None:
+                continue
+            partner_id, product_id = record.get("partner_id"), record.get("product_id")
+            if type(partner_id) is not int or type(product_id) is not int:
+                continue
+            partner = partners.get(partner_id)
+            if partner is None or product_id not in products:
+                continue
+            quantity = record.get("quantity")
+            if not (
+                type(quantity) in (float, int) and 0 < quantity < INLINE_NUMBER_LIMIT
+            ):
+                quantity = self._ingest_number(quantity)
+                if quantity is None or quantity <= 0:
+                    continue
+            pricelist_id = partner["pricelist_id"]
+            steps = thresholds.get(pricelist_id)
+            key = (
+                pricelist_id,
+                product_id,
+                bisect_right(steps, quantity) if steps else 0,
+            )
+            if key not in quantities:
+                quantities[key] = float(quantity)
+        Pricelist = self.env["product.pricelist"].with_company(company)
+        Product = self.env["product.product"].with_company(company)
+        prices = {}
+        for (pricelist_id, product_id, step), quantity in quantities.items():
+            product = Product.browse(product_id)
+            pricelist = Pricelist.browse(pricelist_id)
+            prices[pricelist_id, product_id, step] = (
+                pricelist._get_product_price(
+                    product, quantity, currency=company.currency_id
+                )
+                if pricelist
+                else product.lst_price
+            )
+        return thresholds, prices
 
     def _ingest_check_amounts(self, valid, rejected):
         """``valid`` without the records whose amount (quantity x unit price) is
@@ -1304,14 +1519,15 @@ class BillingCharge(models.Model):
             if vals["amount"] is not None:
                 kept.append(vals)
                 continue
+            quantity, price = vals["quantity"], vals["price_unit"]
             rejected.append(
                 {
                     "external_ref": vals["external_ref"],
-                    "reason": self.env._(
+                    "reason": lambda quantity=quantity, price=price: self.env._(
                         "quantity x price_unit (%(quantity)r x %(price)r) must be "
                         "below %(limit)s, the most a usage record holds exactly",
-                        quantity=vals["quantity"],
-                        price=vals["price_unit"],
+                        quantity=quantity,
+                        price=price,
                         limit=f"{USAGE_AMOUNT_LIMIT:,}",
                     ),
                 }
@@ -1522,35 +1738,40 @@ class BillingCharge(models.Model):
         duplicate and debits nothing. Each new charge is then checked against
         the exact balance; the refused ones are deleted again, and the ledger
         lines and balances get the total of the others."""
-        by_partner, wallets, movements = self._ingest_open_wallets(vals_list)
+        by_partner = defaultdict(list)
+        for vals in vals_list:
+            by_partner[vals["partner_id"]].append(vals)
+        wallets, movements = self._ingest_open_wallets(by_partner)
         created = self._ingest_store(prepaid=True, wallet_moves=movements)
-        refused = self._ingest_pay(
-            by_partner, wallets, movements, rejected, created=created
-        )
+        available = {
+            partner_id: _micro(balance)
+            for partner_id, (_id, balance) in wallets.items()
+        }
+        paid, refused, reasons = {}, [], {}
+        for vals in vals_list:
+            charge_id = created.get(vals["external_ref"])
+            if not charge_id:
+                continue  # a duplicate
+            if not self._ingest_pay(vals, available, paid, rejected, reasons):
+                refused.append(charge_id)
         if refused:
             self.env.cr.execute(
-                SQL(
-                    "DELETE FROM billing_charge WHERE id = ANY(%s)",
-                    [created[ref] for ref in refused],
-                )
+                SQL("DELETE FROM billing_charge WHERE id = ANY(%s)", refused)
             )
+        self._ingest_close_wallets(wallets, movements, paid)
         accepted = len(created) - len(refused)
         self._ingest_trigger_posting(accepted)
         return accepted, len(vals_list) - len(created)
 
-    def _ingest_open_wallets(self, vals_list):
-        """Lock the wallets of the prepaid customers of the clean values
-        ``vals_list``, in id order, and open each one's ledger line of the call:
-        ({partner id: [values, in the order sent]}, {partner id: (wallet id,
+    def _ingest_open_wallets(self, partner_ids):
+        """Lock the wallets of the prepaid customers ``partner_ids``, in id order,
+        and open each one's ledger line of the call: ({partner id: (wallet id,
         balance)}, {partner id: wallet movement id})."""
-        by_partner = defaultdict(list)
-        for vals in vals_list:
-            by_partner[vals["partner_id"]].append(vals)
         # sudo: the caller is a Billing User (checked in ingest); wallets are only
         # debited for the charges being stored, of the customers they name.
         Wallet = self.env["billing.wallet"].sudo()
-        wallets = Wallet._lock_usage_wallets(list(by_partner), self.env.company)
-        partners = self.env["res.partner"].browse(by_partner)
+        wallets = Wallet._lock_usage_wallets(list(partner_ids), self.env.company)
+        partners = self.env["res.partner"].browse(partner_ids)
         batch = uuid.uuid4().hex
         movements = Wallet._open_usage_movements(
             {
@@ -1563,61 +1784,42 @@ class BillingCharge(models.Model):
                 for partner in partners
             }
         )
-        return (
-            by_partner,
-            wallets,
-            {
-                partner_id: movements[wallet_id]
-                for partner_id, (wallet_id, _balance) in wallets.items()
-            },
-        )
+        return wallets, {
+            partner_id: movements[wallet_id]
+            for partner_id, (wallet_id, _balance) in wallets.items()
+        }
 
-    def _ingest_pay(self, by_partner, wallets, movements, rejected, created=None):
-        """Pay the new charges of ``by_partner`` (see ``_ingest_open_wallets``)
-        from the locked ``wallets``, exactly to the usage precision, in the
-        order sent, and close the ledger lines ``movements`` with their total; a
-        charge the balance cannot cover goes to ``rejected``. With ``created``
-        ({external_ref: charge id} of those stored), the others are duplicates
-        and pay nothing; without it, every charge is new. Returns the
-        references of the refused charges."""
-        # sudo: as _ingest_open_wallets.
-        Wallet = self.env["billing.wallet"].sudo()
-        currency = self.env.company.currency_id
-        debits, refused, reasons = {}, [], {}
-        for partner_id, partner_vals in by_partner.items():
-            wallet_id, balance = wallets[partner_id]
-            available = _micro(balance)
-            total = count = 0
-            for vals in partner_vals:
-                if created is not None and vals["external_ref"] not in created:
-                    continue  # a duplicate
-                amount = _micro(vals["amount"])
-                if amount > available:
-                    refused.append(vals["external_ref"])
-                    key = (available, vals["amount"])
-                    if key not in reasons:  # a wallet used up refuses the rest
-                        reasons[key] = self.env._(
-                            "the wallet balance of %(balance)s does not cover "
-                            "%(amount)s",
-                            balance=Wallet._format_amount_exact(
-                                available / MICRO, currency
-                            ),
-                            amount=Wallet._format_amount_exact(
-                                vals["amount"], currency
-                            ),
-                        )
-                    rejected.append(
-                        {"external_ref": vals["external_ref"], "reason": reasons[key]}
-                    )
-                    continue
-                available -= amount
-                total += amount
-                count += 1
-            debits[wallet_id] = {
-                "move_id": movements[partner_id],
-                "amount": total / MICRO,
-                "origin": self.env._("%(count)s usage records", count=count),
-                "count": count,
-            }
-        Wallet._close_usage_movements(debits)
-        return refused
+    def _ingest_pay(self, vals, available, paid, rejected, reasons):
+        """Pay the new charge ``vals`` of a prepaid customer from ``available``
+        ({partner id: balance of its locked wallet, in millionths}), exactly to
+        the usage precision, counted in ``paid`` ({partner id: [count,
+        millionths]}); whether it was paid. A charge the balance cannot cover
+        goes to ``rejected``, its reason (cached in ``reasons``, a function, see
+        ``_ingest_reasons``) naming the balance."""
+        partner_id, amount = vals["partner_id"], vals["amount"]
+        micro = _micro(amount)
+        balance = available[partner_id]
+        if micro > balance:
+            key = (balance, amount)
+            if key not in reasons:  # a wallet used up refuses the rest
+                reasons[key] = lambda balance=balance, amount=amount: self.env._(
+                    "the wallet balance of %(balance)s does not cover %(amount)s",
+                    # sudo: as _ingest_open_wallets.
+                    balance=self.env["billing.wallet"]
+                    .sudo()
+                    ._format_amount_exact(
+                        balance / MICRO, self.env.company.currency_id
+                    ),
+                    amount=self.env["billing.wallet"]
+                    .sudo()
+                    ._format_amount_exact(amount, self.env.company.currency_id),
+                )
+            rejected.append(
+                {"external_ref": vals["external_ref"], "reason": reasons[key]}
+            )
+            return False
+        available[partner_id] = balance - micro
+        counts = paid.setdefault(partner_id, [0, 0])
+        counts[0] += 1
+        counts[1] += micro
+        return True

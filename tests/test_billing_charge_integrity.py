@@ -6,7 +6,7 @@ from odoo.exceptions import UserError
 from odoo.tests import new_test_user, tagged
 from odoo.tools import SQL
 
-from ..models.billing_charge import UNCONSTRAINED_COLUMNS
+from ..models.billing_charge import UNCONSTRAINED_COLUMNS, CopyLines, IngestRetry
 from .recurring_common import BillingRecurringCommon
 from .service_common import BillingServiceCommon
 
@@ -288,6 +288,161 @@ class TestBillingChargeIngestVolume(BillingRecurringCommon):
             Charge.ingest([{**records[0], "external_ref": "after"}])["created"], 1
         )
         self.assertFalse(Charge.search([("external_ref", "=", "rolled back")]))
+
+    def _stored(self):
+        """The usage records and the wallet, as the database holds them."""
+        self.env.flush_all()
+        self.env.cr.execute(
+            SQL(
+                """
+                SELECT external_ref, partner_id, state, quantity, price_unit, amount,
+                       name, date, wallet_move_id IS NOT NULL
+                  FROM billing_charge WHERE external_ref LIKE 'both-%%'
+              ORDER BY external_ref
+                """
+            )
+        )
+        rows = self.env.cr.fetchall()
+        self.env.cr.execute(
+            SQL(
+                "SELECT balance, unposted_consumption FROM billing_wallet "
+                "WHERE id = %s",
+                self._wallet().id,
+            )
+        )
+        return rows, self.env.cr.fetchone()
+
+    def test_streamed_and_staged_ways_store_and_reject_alike(self):
+        """A batch of new records is streamed into the table (COPY); one that
+        names a stored reference goes through the staging table: the same
+        batch gives the same answer and the same rows either way."""
+        self._fund(1.0)
+        good = {"product_id": self.sms.id, "date": "2026-10-15 10:00:00"}
+        records = [
+            {
+                **good,
+                "partner_id": self.postpaid.id,
+                "quantity": 2,
+                "external_ref": "both-post-1",
+            },
+            {
+                **good,
+                "partner_id": self.postpaid.id,
+                "quantity": 0.004,
+                "price_unit": 0.0075,
+                "external_ref": "both-post-2",
+                "name": "a\tb",
+            },
+            # 3 x 0.3 of a balance of 1.00: the fourth is refused.
+            *(
+                {
+                    **good,
+                    "partner_id": self.customer.id,
+                    "quantity": 3,
+                    "price_unit": 0.1,
+                    "external_ref": f"both-pre-{n}",
+                }
+                for n in range(4)
+            ),
+            {
+                **good,
+                "partner_id": self.customer.id,
+                "quantity": 0.5,
+                "external_ref": "both-pre-small",
+            },
+            {
+                **good,
+                "partner_id": self.postpaid.id,
+                "quantity": "2",
+                "external_ref": "both-text-quantity",
+            },
+            {
+                **good,
+                "partner_id": self.postpaid.id,
+                "quantity": 1e9,
+                "price_unit": 1.0,
+                "external_ref": "both-too-much",
+            },
+            {
+                **good,
+                "partner_id": self.postpaid.id,
+                "quantity": 1,
+                "date": "15/10/2026",
+                "external_ref": "both-bad-date",
+            },
+            {**good, "partner_id": -1, "quantity": 1, "external_ref": "both-nobody"},
+            {
+                **good,
+                "partner_id": self.postpaid.id,
+                "quantity": 1,
+                "external_ref": "both-post-1",
+            },
+        ]
+        Charge = type(self.env["billing.charge"])
+        # No query runs while COPY reads the records (it would break the COPY):
+        # reasons are given their text after.
+        read, queries = CopyLines.read, []
+
+        def counted_read(lines, size=-1):
+            before = self.env.cr.sql_log_count
+            chunk = read(lines, size)
+            queries.append(self.env.cr.sql_log_count - before)
+            return chunk
+
+        with (
+            self.env.cr.savepoint() as savepoint,
+            patch.object(CopyLines, "read", counted_read),
+        ):
+            streamed = self.env["billing.charge"].ingest(records)
+            streamed_rows = self._stored()
+            savepoint.rollback()
+        self.assertEqual(queries, [0, 0], "one read of the records, one of the end")
+        self.env.invalidate_all()
+        self.assertFalse(self._stored()[0])
+
+        def staged(charge, records):
+            raise IngestRetry("the staging table")
+
+        with patch.object(Charge, "_ingest_copy", staged):
+            again = self.env["billing.charge"].ingest(records)
+        # The same answer; the streamed way gives the rejected in the order sent.
+        self.assertEqual(
+            (again["created"], again["duplicates"]),
+            (streamed["created"], streamed["duplicates"]),
+        )
+        self.assertCountEqual(again["rejected"], streamed["rejected"])
+        self.assertEqual(
+            [entry["external_ref"] for entry in streamed["rejected"]],
+            [
+                "both-pre-3",
+                "both-too-much",
+                "both-bad-date",
+                "both-nobody",
+                "both-post-1",
+            ],
+        )
+        self.assertEqual(self._stored(), streamed_rows)
+        self.assertEqual(streamed["created"], 7, streamed)
+        self.assertEqual(
+            {rejected["external_ref"] for rejected in streamed["rejected"]},
+            {
+                "both-pre-3",
+                "both-too-much",
+                "both-bad-date",
+                "both-nobody",
+                "both-post-1",
+            },
+        )
+        # The stored references sent again, with a new one: the staging way.
+        with patch.object(
+            Charge, "_ingest_staged", autospec=True, side_effect=Charge._ingest_staged
+        ) as fallback:
+            result = self.env["billing.charge"].ingest(
+                records[:3] + [{**records[0], "external_ref": "both-new"}]
+            )
+        self.assertEqual(fallback.call_count, 1)
+        self.assertEqual((result["created"], result["duplicates"]), (1, 3))
+        self.assertEqual(self._stored()[1], streamed_rows[1])  # nothing paid twice
 
     def test_quantity_breaks_priced_exactly_and_once_per_break(self):
         volume = self.env["product.pricelist"].create(
