@@ -51,6 +51,7 @@ from . import test_billing_usage_portal
 from . import test_billing_portal_tour
 from . import test_billing_install_hook
 from . import test_billing_charge_integrity
+from . import test_billing_ingest_concurrency
 from . import test_billing_charge_search
 from . import test_billing_queue_job
 from . import test_billing_refused_requests
