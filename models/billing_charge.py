@@ -1776,8 +1776,11 @@ class BillingCharge(models.Model):
         movements = Wallet._open_usage_movements(
             {
                 wallets[partner.id][0]: {
+                    # The stored complete name: the display name of a customer
+                    # without its per-record computation.
                     "name": self.env._(
-                        "Usage of %(partner)s", partner=partner.display_name
+                        "Usage of %(partner)s",
+                        partner=partner.complete_name or partner.display_name,
                     ),
                     "idempotency_key": f"usage:{batch}:{partner.id}",
                 }
