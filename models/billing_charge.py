@@ -898,16 +898,22 @@ class BillingCharge(models.Model):
         a concurrent call, that is undone and they are stored through a staging
         table instead, a reference already stored skipped (``_ingest_staged``;
         see "Usage ingestion at volume" in DESIGN.md)."""
+        # Not Odoo's flushing savepoint, whose rollback also drops the
+        # transaction's pre-commit hooks (a caller's tracking): flushed around.
+        self.env.flush_all()
         try:
-            with self.env.cr.savepoint():
-                return self._ingest_copy(records)
+            with self.env.cr.savepoint(flush=False):
+                result = self._ingest_copy(records)
+                self.env.flush_all()
+                return result
         except (
             psycopg2.errors.UniqueViolation,
             psycopg2.errors.DeadlockDetected,
             IngestRetry,
         ):
-            # The savepoint undid all of it, the wallets' locks and movements too.
-            self.env.invalidate_all(flush=False)
+            # The savepoint undid all of it, the wallets' locks and movements
+            # too: so is the ORM's state of it.
+            self.env.transaction.clear()
         return self._ingest_staged(records)
 
     def _ingest_staged(self, records):
