@@ -1679,7 +1679,11 @@ CHARGE_PRODUCTS = 20
 CHARGE_INVOICED_MONTHS = 10  # the older months of the year, invoiced
 # The indexes on billing_charge the addon's fields declare for its views and
 # rules (dropped for "before", re-created from their definitions for "after").
-CHARGE_INDEXES = ("billing_charge__date_index", "billing_charge__product_id_index")
+CHARGE_INDEXES = (
+    "billing_charge__date_index",
+    "billing_charge__product_id_index",
+    "billing_charge_partner_state_date_idx",
+)
 # Indexes tried and not kept: measured with the others, to show what they add.
 CHARGE_INDEXES_TRIED = {
     "bench_charge_company_date_idx": "(company_id, date DESC, id DESC)",
@@ -1850,7 +1854,7 @@ def _bench_charge_explain(env, code, params):
     return result["Planning Time"] + result["Execution Time"], buffers, indexes
 
 
-def _bench_charge_calls(env, user, products, moves, start):
+def _bench_charge_calls(env, user, customers, products, moves, start):
     """The views' calls as the web client makes them, for ``user``: name ->
     function running it (search_fetch of a page of 80 and its count up to
     10,000, or the read_group of a group by)."""
@@ -1885,6 +1889,16 @@ def _bench_charge_calls(env, user, products, moves, start):
             [("date", ">=", month), ("date", "<", month + relativedelta(months=1))]
         ),
         "product": page([("product_id", "=", products[7].id)]),
+        "customer": page([("partner_id", "=", customers[13].id)]),
+        # The recurring run's pending charges of a batch of customers up to a
+        # date (as billing.recurring's selection of a batch's usage).
+        "pending of customers": page(
+            [
+                ("partner_id", "in", customers[10:60].ids),
+                ("state", "=", "pending"),
+                ("date", "<", month),
+            ]
+        ),
         "group by product": lambda: Charge.web_read_group(
             [], ["quantity:sum", "amount:sum"], ["product_id"]
         ),
@@ -1966,7 +1980,7 @@ def bench_charge_indexes(env):
     missing = set(CHARGE_INDEXES) - set(definitions)
     if missing:
         raise AssertionError(f"indexes not made by the addon: {sorted(missing)}")
-    calls = _bench_charge_calls(env, user, products, moves, start)
+    calls = _bench_charge_calls(env, user, customers, products, moves, start)
     for name in definitions:
         env.cr.execute(SQL("DROP INDEX %s", SQL.identifier(name)))
     env.cr.execute("ANALYZE billing_charge")

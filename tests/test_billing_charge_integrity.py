@@ -72,6 +72,44 @@ class TestBillingChargeIntegrity(BillingServiceCommon):
         )
         self.assertFalse(self._foreign_keys() & set(UNCONSTRAINED_COLUMNS))
 
+    def _indexes(self):
+        self.env.cr.execute(
+            SQL(
+                "SELECT indexname, indexdef FROM pg_indexes "
+                "WHERE tablename = 'billing_charge'"
+            )
+        )
+        return dict(self.env.cr.fetchall())
+
+    def test_one_index_of_the_customer_state_and_date_after_an_update(self):
+        """The searches by customer and the recurring run's pending records of a
+        customer share one index; a database of an earlier version had two,
+        which the update drops."""
+        indexes = self._indexes()
+        self.assertIn(
+            "(partner_id, state, date)",
+            indexes["billing_charge_partner_state_date_idx"],
+        )
+        self.assertFalse(
+            {
+                "billing_charge__partner_id_index",
+                "billing_charge_pending_partner_date_idx",
+            }
+            & set(indexes)
+        )
+        self.env.cr.execute(
+            SQL(
+                "CREATE INDEX billing_charge__partner_id_index "
+                "ON billing_charge (partner_id); "
+                "CREATE INDEX billing_charge_pending_partner_date_idx "
+                "ON billing_charge (partner_id, date) WHERE state = 'pending'"
+            )
+        )
+        self.registry.init_models(
+            self.env.cr, ["billing.charge"], {"module": "prepaid_postpaid_billing"}
+        )
+        self.assertEqual(self._indexes(), indexes)
+
     def test_customer_with_usage_cannot_be_deleted(self):
         charge = self._ingest("int-partner")
         with self.assertRefusedWritingNothing(UserError, "usage records refer to it"):
