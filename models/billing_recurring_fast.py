@@ -5,6 +5,8 @@ from odoo import Command, api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import SQL, frozendict
 
+from .billing_precomputed import DYNAMIC_LINE_SEQUENCES, PRECOMPUTED_KEY
+
 # Keys of the product line values the precomputed create takes as they are.
 FAST_LINE_KEYS = {
     "product_id",
@@ -133,7 +135,9 @@ class BillingRecurring(models.Model):
         partner = cache.get("partners", {}).get(vals["partner_id"]) or self.env[
             "res.partner"
         ].browse(vals["partner_id"])
-        fiscal_position, term = self._billing_partner_accounting(partner, cache)
+        fiscal_position, term, delivery = self._billing_partner_accounting(
+            partner, cache
+        )
         if term.early_discount and term.early_pay_discount_computation == "mixed":
             return None
         AccountTax = self.env["account.tax"]
@@ -227,26 +231,25 @@ class BillingRecurring(models.Model):
         )
         if term_vals is None:
             return None
-        # What account.move.line's computes and related fields would give the
-        # lines, given so that they are not computed again (the equality test
-        # compares every stored field).
-        common = {
-            "company_id": company.id,
-            "company_currency_id": currency.id,
-            "journal_id": vals["journal_id"],
-            "currency_id": currency.id,
-            "partner_id": commercial.id,
-        }
-        for line in (*line_vals, *tax_line_vals, *term_vals):
-            line.update(common)
-            line.setdefault("tax_tag_invert", False)
-            if not company.account_storno:
-                line["debit"] = max(0.0, line["balance"])
-                line["credit"] = max(0.0, -line["balance"])
+        self._billing_complete_lines(
+            (*line_vals, *tax_line_vals, *term_vals),
+            vals["journal_id"],
+            commercial,
+            fiscal_position,
+            term,
+            cache,
+        )
         return {
             **vals,
-            "fiscal_position_id": fiscal_position.id,
-            "invoice_payment_term_id": term.id,
+            # What account.move's precomputed fields would be.
+            PRECOMPUTED_KEY: {
+                "date": fields.Date.to_date(invoice_date),
+                "partner_shipping_id": delivery.id,
+                "fiscal_position_id": fiscal_position.id,
+                "invoice_payment_term_id": term.id,
+                "currency_id": currency.id,
+                "invoice_currency_rate": 1.0,  # the company currency's
+            },
             "invoice_date_due": max(line["date_maturity"] for line in term_vals),
             "invoice_line_ids": [],
             "line_ids": [
@@ -254,6 +257,67 @@ class BillingRecurring(models.Model):
                 for line in (*line_vals, *tax_line_vals, *term_vals)
             ],
         }
+
+    @api.model
+    def _billing_complete_lines(
+        self, lines, journal_id, commercial, fiscal_position, term, cache
+    ):
+        """Complete the values ``lines`` of an invoice's lines (of the current
+        company, in its currency) with what account.move.line's computes and
+        related fields would give them, so that they are not computed again
+        (the equality test compares every stored field); its precomputed
+        fields under ``PRECOMPUTED_KEY`` (see ``billing_add_precomputed``)."""
+        company = self.env.company
+        currency = company.currency_id
+        common = {"currency_id": currency.id, "partner_id": commercial.id}
+        related = {
+            "company_id": company.id,
+            "company_currency_id": currency.id,
+            "journal_id": journal_id,
+            "tax_line_id": False,
+            "tax_group_id": False,
+        }
+        # account.move.line's _compute_sequence, _compute_quantity,
+        # _compute_product_uom_id and _compute_price_unit of a line of no product.
+        dynamic = {"product_uom_id": False, "quantity": 0.0, "price_unit": 0.0}
+        receivable = self._billing_receivable_account(
+            commercial, fiscal_position, company, cache
+        )
+        for line in lines:
+            line.update(common)
+            line.setdefault("tax_tag_invert", False)
+            precomputed = line[PRECOMPUTED_KEY] = {
+                **related,
+                **{
+                    key: line.pop(key)
+                    for key in ("tax_line_id", "tax_group_id")
+                    if key in line
+                },
+            }
+            if not company.account_storno:
+                # account.move.line's _sanitize_vals drops them from values
+                # with a balance: precomputed.
+                precomputed["debit"] = max(0.0, line["balance"])
+                precomputed["credit"] = max(0.0, -line["balance"])
+            if line["display_type"] != "product":
+                precomputed.update(dynamic)
+                precomputed["sequence"] = DYNAMIC_LINE_SEQUENCES[line["display_type"]]
+            if (
+                line["display_type"] == "payment_term"
+                and receivable
+                and len(term.line_ids) <= 1
+            ):
+                # _compute_name of the line of a payment term of one line (the
+                # invoice has no reference yet), _compute_account_id and
+                # _compute_tax_ids of a payment term line; the names of the
+                # lines of several are numbered: the ORM computes them.
+                precomputed.update(
+                    {
+                        "name": "",
+                        "account_id": receivable.id,
+                        "tax_ids": [Command.set([])],
+                    }
+                )
 
     @api.model
     def _billing_term_line_vals(
@@ -330,6 +394,27 @@ class BillingRecurring(models.Model):
         return lines
 
     @api.model
+    def _billing_receivable_account(self, commercial, fiscal_position, company, cache):
+        """The receivable account of the payment term lines of a new invoice of
+        the commercial partner ``commercial`` with ``fiscal_position``
+        (account.move.line's ``_compute_account_id``, which looks first for
+        the invoice's earlier payment term lines: a new invoice has none);
+        empty when neither the partner nor the company has one (the ORM then
+        computes it)."""
+        key = ("receivable", commercial.id, fiscal_position.id)
+        if key not in cache:
+            account = (
+                commercial.with_company(company).property_account_receivable_id
+                or company.partner_id.with_company(
+                    company
+                ).property_account_receivable_id
+            )
+            if account and fiscal_position:
+                account = fiscal_position.map_account(account)
+            cache[key] = account
+        return cache[key]
+
+    @api.model
     def _billing_repartition_tax(self, repartition_line_id, cache):
         """The tax of the tax repartition line ``repartition_line_id``."""
         key = ("repartition", repartition_line_id)
@@ -343,9 +428,10 @@ class BillingRecurring(models.Model):
 
     @api.model
     def _billing_partner_accounting(self, partner, cache):
-        """The fiscal position and payment terms the ordinary create gives an
-        invoice of ``partner`` in the current company (account.move's
-        ``_compute_fiscal_position_id`` and ``_compute_invoice_payment_term_id``)."""
+        """The fiscal position, payment terms and delivery address the ordinary
+        create gives an invoice of ``partner`` in the current company
+        (account.move's ``_compute_fiscal_position_id``,
+        ``_compute_invoice_payment_term_id`` and ``_compute_partner_shipping_id``)."""
         key = ("partner", partner.id)
         if key not in cache:
             company = self.env.company
@@ -357,7 +443,7 @@ class BillingRecurring(models.Model):
                 .with_company(company)
                 ._get_fiscal_position(partner, delivery=delivery)
             )
-            cache[key] = (fiscal_position, partner.property_payment_term_id)
+            cache[key] = (fiscal_position, partner.property_payment_term_id, delivery)
         return cache[key]
 
     @api.model
