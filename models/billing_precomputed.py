@@ -8,6 +8,11 @@ before the billing models are loaded."""
 # precomputed create gives their precomputed fields (see
 # ``billing_add_precomputed``).
 PRECOMPUTED_KEY = "__billing_precomputed__"
+# The key of the values of a line that carries what the precomputed create
+# gives computed fields that are not precomputed (price_subtotal...): used by
+# the set-based insert of the lines (billing_recurring_lines.py), dropped by
+# the ORM's create, which computes them.
+COMPUTED_KEY = "__billing_computed__"
 # account.move.line's _compute_sequence of the lines the invoice makes.
 DYNAMIC_LINE_SEQUENCES = {"tax": 10000, "payment_term": 12000}
 
@@ -23,6 +28,7 @@ def billing_add_precomputed(model, vals_list, add_precomputed):
     (the ORM's) completes the others."""
     given_fields = []
     for vals in vals_list:
+        vals.pop(COMPUTED_KEY, None)
         given = vals.pop(PRECOMPUTED_KEY, None)
         if given:
             fields_ = {model._fields[name] for name in given}
