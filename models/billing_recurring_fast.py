@@ -4,7 +4,7 @@ from datetime import datetime, time
 from odoo import Command, api, fields, models
 from odoo.exceptions import UserError
 from odoo.models import LOG_ACCESS_COLUMNS, SQL_DEFAULT
-from odoo.tools import SQL, clean_context, frozendict
+from odoo.tools import SQL, clean_context, float_repr, float_round, frozendict
 
 from .billing_precomputed import COMPUTED_KEY, DYNAMIC_LINE_SEQUENCES, PRECOMPUTED_KEY
 
@@ -741,26 +741,36 @@ class BillingRecurring(models.Model):
         values ``rows`` of their stored fields (of many2many fields in the
         order given), nothing in their one2many fields nor in the stored
         fields not given and not computed, and themselves in the one2many
-        fields of their many2one fields' values (their invoices' lines)."""
+        fields of their many2one fields' values (their invoices' lines). Field
+        by field, the values converted as ``_billing_converter`` does."""
         cache = self.env.cache
-        fields_ = list(lines._fields.values())
+        line_ids = lines.ids
         inverses = defaultdict(list)
-        for line, row in zip(lines, rows, strict=True):
-            for field in fields_:
-                if field.type in ("one2many", "many2many"):
-                    cache.set(line, field, ())
-                elif (field.related and not field.column_type) or (
-                    field.store and field.name not in row and not field.compute
-                ):
-                    cache.set(line, field, field.convert_to_cache(None, line))
-            for name, value in row.items():
-                field = lines._fields[name]
-                if not field.store or field.type in ("one2many", "many2many"):
-                    continue
-                value = field.convert_to_cache(value, line)
-                cache.set(line, field, value)
-                if field.type == "many2one" and self.pool.field_inverses[field]:
-                    inverses[(field, value)].append(line.id)
+        for field in lines._fields.values():
+            if field.type in ("one2many", "many2many"):
+                cache.update(lines, field, [()] * len(line_ids))
+                continue
+            given = field.store and any(field.name in row for row in rows)
+            empty = None
+            if (field.related and not field.column_type) or (
+                field.store and not field.compute
+            ):
+                empty = field.convert_to_cache(None, lines[:1])
+            if not given and empty is None:
+                continue
+            convert = given and self._billing_converter(field, lines, "cache")
+            ids, values = [], []
+            for line_id, row in zip(line_ids, rows, strict=True):
+                if given and field.name in row:
+                    ids.append(line_id)
+                    values.append(convert(row[field.name], row))
+                elif empty is not None and (not field.store or field.name not in row):
+                    ids.append(line_id)
+                    values.append(empty)
+            cache.update(lines.browse(ids), field, values)
+            if given and field.type == "many2one" and self.pool.field_inverses[field]:
+                for line_id, value in zip(ids, values, strict=True):
+                    inverses[(field, value)].append(line_id)
         for field in many2many:
             cache.update(
                 lines,
@@ -776,8 +786,60 @@ class BillingRecurring(models.Model):
                     for row in rows
                 ],
             )
-        for (field, value), line_ids in inverses.items():
-            field._update_inverses(lines.browse(line_ids), value)
+        # Once the lines are in the cache (the domains of one2many fields, such
+        # as invoice_line_ids', read them).
+        for (field, value), value_line_ids in inverses.items():
+            field._update_inverses(lines.browse(value_line_ids), value)
+
+    @api.model
+    def _billing_converter(self, field, records, target):
+        """``convert(value, row)``: ``field.convert_to_column_insert`` (target
+        "column") or ``field.convert_to_cache`` (target "cache") of a line's
+        value, as the ORM converts it, with the decimal precision of floats and
+        the currencies of amounts looked up once (the ORM looks them up value
+        by value, making a new record of each amount's currency)."""
+        record = records[:1]
+        if field.company_dependent or field.type not in ("float", "monetary"):
+            if target == "column":
+                return lambda value, row: field.convert_to_column_insert(
+                    value, record, row
+                )
+            return lambda value, row: field.convert_to_cache(value, record)
+        if field.type == "float":
+            digits = field.get_digits(self.env)
+            scale = digits[1] if digits else None
+
+            def convert_float(value, row):
+                value = float(value or 0.0)
+                if scale is None:
+                    return value
+                value = float_round(value, precision_digits=scale)
+                return float_repr(value, scale) if target == "column" else value
+
+            return convert_float
+        currency_field = field.get_currency_field(records)
+        currencies = {}
+
+        def convert_monetary(value, row):
+            if currency_field not in row:
+                if target == "column":
+                    return field.convert_to_column_insert(value, record, row)
+                return field.convert_to_cache(value, record)
+            currency_id = row[currency_field]
+            if currency_id not in currencies:
+                currencies[currency_id] = self.env["res.currency"].browse(currency_id)
+            currency = currencies[currency_id]
+            value = float(value or 0.0)
+            if not currency or (target == "cache" and not value):
+                return value
+            value = currency.round(value)
+            return (
+                float_repr(value, currency.decimal_places)
+                if target == "column"
+                else value
+            )
+
+        return convert_monetary
 
     @api.model
     def _billing_residual_values(self, row):
@@ -871,14 +933,16 @@ class BillingRecurring(models.Model):
             for name in names
             if Line._fields[name].type == "many2many"
         ]
+        converters = {
+            name: self._billing_converter(Line._fields[name], Line, "column")
+            for name in columns
+        }
         ids = []
         for start in range(0, len(rows), LINES_PER_INSERT):
             chunk = rows[start : start + LINES_PER_INSERT]
             values = [
                 tuple(
-                    Line._fields[name].convert_to_column_insert(row[name], Line, row)
-                    if name in row
-                    else SQL_DEFAULT
+                    converters[name](row[name], row) if name in row else SQL_DEFAULT
                     for name in columns
                 )
                 for row in chunk
