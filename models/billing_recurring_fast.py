@@ -155,7 +155,7 @@ class BillingRecurring(models.Model):
                 for vals in vals_list
             ]
         )
-        self._billing_insert_lines(moves, rows_list)
+        self._billing_insert_lines(moves, rows_list, vals_list)
         return moves
 
     @api.model
@@ -872,7 +872,7 @@ class BillingRecurring(models.Model):
         }
 
     @api.model
-    def _billing_insert_lines(self, moves, rows_list):
+    def _billing_insert_lines(self, moves, rows_list, move_vals_list):
         """Insert the lines ``rows_list`` (``_billing_prepare_line_rows``) of
         the new invoices ``moves`` as account.move.line's ``create`` does it,
         set-based: one INSERT of the rows and one of each many2many's, then
@@ -988,12 +988,38 @@ class BillingRecurring(models.Model):
                 for computed_field in self.pool.field_computed.get(field, [field])
             )
             protected.setdefault(fields_, []).append(line.id)
-        with self.env.protecting(
-            [
-                (fields_, Line.browse(line_ids))
-                for fields_, line_ids in protected.items()
-            ]
-        ):
+        # The lines are created inside their invoices' create in the ORM: what
+        # it protects of the invoices (their editable computed and precomputed
+        # fields given or defaulted) is protected too.
+        protected_moves = {}
+        for move, vals in zip(moves, move_vals_list, strict=True):
+            names = frozenset(
+                {*vals, *vals.get(PRECOMPUTED_KEY, {})}
+                - {PRECOMPUTED_KEY, "line_ids", "invoice_line_ids"}
+            )
+            protected_moves.setdefault(names, []).append(move.id)
+        protecting = [
+            (fields_, Line.browse(line_ids)) for fields_, line_ids in protected.items()
+        ]
+        for names, move_ids in protected_moves.items():
+            defaults = moves.default_get(
+                [name for name in moves._fields if name not in names]
+            )
+            protecting.append(
+                (
+                    frozenset(
+                        computed_field
+                        for name in {*names, *defaults}
+                        if (field := moves._fields[name]).compute
+                        and (not field.readonly or field.precompute)
+                        for computed_field in self.pool.field_computed.get(
+                            field, [field]
+                        )
+                    ),
+                    moves.browse(move_ids),
+                )
+            )
+        with self.env.protecting(protecting):
             lines.modified(Line._fields, create=True)
         lines._validate_fields(names)
         lines._check_company()
