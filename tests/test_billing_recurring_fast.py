@@ -378,6 +378,37 @@ class TestBillingRecurringFast(BillingRecurringCommon):
             )
             self.assertEqual(terms.account_id, expected)
 
+    def test_lines_inserted_set_based_or_by_the_orm(self):
+        """The lines of a precomputed invoice are inserted set-based, unless
+        another module takes part in creating lines (then the ORM creates
+        them) or a line has a field the ORM must compute (the names of the
+        lines of payment terms of several lines); the invoices are the same."""
+        Recurring = type(self.env["billing.recurring"])
+        insert = Recurring._billing_insert_lines
+        inserted = []
+
+        def count_inserts(records, moves, *args, **kwargs):
+            inserted.append(len(moves))
+            return insert(records, moves, *args, **kwargs)
+
+        lines = [(self.p_excluded, 1234.0, 0.0137), (self.p_two, 10.0, 0.333)]
+        with patch.object(Recurring, "_billing_insert_lines", count_inserts):
+            self.assertSameAsOrdinary(self._vals(self._customer("Set Customer"), lines))
+            self.assertEqual(inserted, [1])
+            partner = self._customer(
+                "Instalments Set Customer", property_payment_term_id=self.term_two.id
+            )
+            self.assertSameAsOrdinary(self._vals(partner, lines))
+            self.assertEqual(inserted, [1], "instalment names: the ORM's create")
+            with patch.object(
+                Recurring, "_billing_insert_supported", lambda records: False
+            ):
+                self.assertSameAsOrdinary(
+                    self._vals(self._customer("ORM Customer"), lines)
+                )
+            self.assertEqual(inserted, [1], "another module's create: the ORM's")
+        self.assertTrue(self.env["billing.recurring"]._billing_insert_supported())
+
     def test_storno_accounting(self):
         """With storno accounting, debit and credit are left to the ORM."""
         self.company.account_storno = True
