@@ -1022,6 +1022,7 @@ class BillingRecurring(models.Model):
         with self.env.protecting(protecting):
             lines.modified(Line._fields, create=True)
         lines._validate_fields(names)
+        lines.check_access("create")  # the record rules, as _create checks them
         lines._check_company()
         lines._check_tax_lock_date()
         lines._check_constrains_account_id_journal_id()
