@@ -15,6 +15,8 @@ from odoo.tools import SQL, email_split, formataddr
 
 from odoo.addons.base.models.ir_model import MODULE_UNINSTALL_FLAG
 
+from .billing_precomputed import billing_add_precomputed
+
 _logger = logging.getLogger(__name__)
 
 PAID_STATES = ("paid", "in_payment")
@@ -272,6 +274,10 @@ class AccountMove(models.Model):
     # -------------------------------------------------------------------------
     # CRUD METHODS
     # -------------------------------------------------------------------------
+
+    def _add_precomputed_values(self, vals_list):
+        # The recurring run's precomputed invoices (billing_recurring_fast.py).
+        return billing_add_precomputed(self, vals_list, super()._add_precomputed_values)
 
     def _post(self, soft=True):
         # Refused before anything is posted when the wallet no longer holds the

@@ -1,5 +1,7 @@
 from odoo import fields, models
 
+from .billing_precomputed import billing_add_precomputed
+
 
 class AccountMoveLine(models.Model):
     _inherit = "account.move.line"
@@ -18,6 +20,10 @@ class AccountMoveLine(models.Model):
         "invoice was cancelled; resetting the invoice to draft bills them here "
         "again, once they are all still pending.",
     )
+
+    def _add_precomputed_values(self, vals_list):
+        # The recurring run's precomputed invoices (billing_recurring_fast.py).
+        return billing_add_precomputed(self, vals_list, super()._add_precomputed_values)
 
     def unlink(self):
         Charge = self.env["billing.charge"]

@@ -974,6 +974,12 @@ class BillingRecurring(models.Model):
         query for their pending charges, one precomputed ``create`` for the
         invoices (see ``_billing_create_invoices``), one set-based ``UPDATE`` to
         link the charges and one to advance the schedules."""
+        # The queries of a batch are many short ones on a few thousand rows
+        # (the charges' UPDATE, account.move's payment state query), whose cost
+        # estimates on large tables pass PostgreSQL's jit_above_cost: compiling
+        # them took longer than running them (a third of a batch measured).
+        # SET LOCAL: for this transaction only, the results are the same.
+        self.env.cr.execute("SET LOCAL jit = off")
         stats = defaultdict(int)
         stats["schedules"] = len(self)
         periods, next_dates = self._billing_due_periods(today)

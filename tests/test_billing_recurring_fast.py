@@ -334,6 +334,93 @@ class TestBillingRecurringFast(BillingRecurringCommon):
         self.assertIn(self.income_export, invoice.invoice_line_ids.account_id)
         self.assertIn(self.tax_export, invoice.invoice_line_ids.tax_ids)
 
+    def test_receivable_accounts(self):
+        """The payment term lines' receivable account, given by the fast path:
+        the customer's own, one its fiscal position maps to another, and (of
+        payment terms of several lines) with instalment names, which the ORM
+        gives."""
+        receivable = self.company_data["default_account_receivable"]
+        own = receivable.copy({"code": "121997"})
+        mapped = receivable.copy({"code": "121998"})
+        fiscal_position = self.env["account.fiscal.position"].create(
+            {
+                "name": "Receivable mapped",
+                "account_ids": [
+                    Command.create(
+                        {"account_src_id": own.id, "account_dest_id": mapped.id}
+                    )
+                ],
+            }
+        )
+        lines = [(self.p_excluded, 999.0, 0.0137), (self.plan, 1, 20)]
+        for expected, vals in (
+            (own, {"property_account_receivable_id": own.id}),
+            (
+                mapped,
+                {
+                    "property_account_receivable_id": own.id,
+                    "property_account_position_id": fiscal_position.id,
+                },
+            ),
+            (
+                mapped,
+                {
+                    "property_account_receivable_id": own.id,
+                    "property_account_position_id": fiscal_position.id,
+                    "property_payment_term_id": self.term_two.id,
+                },
+            ),
+        ):
+            partner = self._customer(f"Receivable Customer {len(vals)}", **vals)
+            invoice = self.assertSameAsOrdinary(self._vals(partner, lines))
+            terms = invoice.line_ids.filtered(
+                lambda line: line.display_type == "payment_term"
+            )
+            self.assertEqual(terms.account_id, expected)
+
+    def test_lines_inserted_set_based_or_by_the_orm(self):
+        """The lines of a precomputed invoice are inserted set-based, unless
+        another module takes part in creating lines (then the ORM creates
+        them) or a line has a field the ORM must compute (the names of the
+        lines of payment terms of several lines); the invoices are the same."""
+        Recurring = type(self.env["billing.recurring"])
+        insert = Recurring._billing_insert_lines
+        inserted = []
+
+        def count_inserts(records, moves, *args, **kwargs):
+            inserted.append(len(moves))
+            return insert(records, moves, *args, **kwargs)
+
+        lines = [(self.p_excluded, 1234.0, 0.0137), (self.p_two, 10.0, 0.333)]
+        with patch.object(Recurring, "_billing_insert_lines", count_inserts):
+            self.assertSameAsOrdinary(self._vals(self._customer("Set Customer"), lines))
+            self.assertEqual(inserted, [1])
+            partner = self._customer(
+                "Instalments Set Customer", property_payment_term_id=self.term_two.id
+            )
+            self.assertSameAsOrdinary(self._vals(partner, lines))
+            self.assertEqual(inserted, [1], "instalment names: the ORM's create")
+            with patch.object(
+                Recurring, "_billing_insert_supported", lambda records: False
+            ):
+                self.assertSameAsOrdinary(
+                    self._vals(self._customer("ORM Customer"), lines)
+                )
+            self.assertEqual(inserted, [1], "another module's create: the ORM's")
+        self.assertTrue(self.env["billing.recurring"]._billing_insert_supported())
+
+    def test_storno_accounting(self):
+        """With storno accounting, debit and credit are left to the ORM."""
+        self.company.account_storno = True
+        partner = self._customer("Storno Customer")
+        invoice = self.assertSameAsOrdinary(
+            self._vals(
+                partner,
+                [(self.p_excluded, 1234.0, 0.0137), (self.p_excluded, -100.0, 0.0137)],
+            )
+        )
+        self.assertTrue(invoice.line_ids.filtered("credit"))
+
     def test_foreign_currency(self):
         """An invoice in another currency is made the ordinary way; the
         recurring run, which bills usage in the company currency, refuses the
