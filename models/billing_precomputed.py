@@ -10,7 +10,7 @@ before the billing models are loaded."""
 PRECOMPUTED_KEY = "__billing_precomputed__"
 # The key of the values of a line that carries what the precomputed create
 # gives computed fields that are not precomputed (price_subtotal...): used by
-# the set-based insert of the lines (billing_recurring_lines.py), dropped by
+# the set-based insert of the lines (billing_recurring_fast.py), dropped by
 # the ORM's create, which computes them.
 COMPUTED_KEY = "__billing_computed__"
 # account.move.line's _compute_sequence of the lines the invoice makes.
