@@ -1023,7 +1023,34 @@ class BillingRecurring(models.Model):
             lines.modified(Line._fields, create=True)
         lines._validate_fields(names)
         lines.check_access("create")  # the record rules, as _create checks them
-        lines._check_company()
+        self._billing_check_company(lines)
         lines._check_tax_lock_date()
         lines._check_constrains_account_id_journal_id()
         return lines
+
+    @api.model
+    def _billing_check_company(self, lines):
+        """``lines._check_company()``, value by value instead of line by line:
+        the records the lines of a company name in a field checked once each
+        against it; when one does not belong, Odoo's own check runs, and says
+        which (of a many2many, Odoo refuses a line only when none of its values
+        belongs: that check decides)."""
+        names = [
+            name
+            for name, field in lines._fields.items()
+            if field.relational and field.check_company
+        ]
+        if any(lines._fields[name].company_dependent for name in names):
+            lines._check_company()
+            return
+        for company, company_lines in lines.sudo().grouped("company_id").items():
+            for name in names:
+                records = company_lines.mapped(name)
+                if not records:
+                    continue
+                domain = records._check_company_domain(company)
+                if domain and records.with_context(active_test=False).filtered_domain(
+                    domain
+                ) != records.with_context(active_test=False):
+                    lines._check_company()
+                    return

@@ -5,6 +5,7 @@ from unittest.mock import patch
 from odoo import Command, fields
 from odoo.exceptions import UserError
 from odoo.tests import tagged
+from odoo.tools import SQL
 
 from .recurring_common import BillingRecurringCommon
 
@@ -408,6 +409,37 @@ class TestBillingRecurringFast(BillingRecurringCommon):
                 )
             self.assertEqual(inserted, [1], "another module's create: the ORM's")
         self.assertTrue(self.env["billing.recurring"]._billing_insert_supported())
+
+    def test_company_of_set_based_lines_checked_as_odoo_checks_it(self):
+        """The companies of the set-based lines' values are checked value by
+        value: a line naming another company's account is refused with Odoo's
+        own error, as Odoo's check refuses it; lines of consistent values
+        pass."""
+        Recurring = self.env["billing.recurring"]
+        move = self.env["account.move"].create(
+            self._vals(
+                self._customer("Company Check Customer"),
+                [(self.p_excluded, 2.0, 10.0), (self.p_two, 1.0, 5.0)],
+            )
+        )
+        Recurring._billing_check_company(move.line_ids)
+        move.line_ids._check_company()
+        other = self.setup_other_company(name="Fast Check Company")
+        line = move.invoice_line_ids[:1]
+        self.env.cr.execute(
+            SQL(
+                "UPDATE account_move_line SET account_id = %s WHERE id = %s",
+                other["default_account_revenue"].id,
+                line.id,
+            )
+        )
+        move.line_ids.invalidate_recordset(["account_id"])
+        with self.assertRaisesRegex(UserError, "Incompatible companies"):
+            move.line_ids._check_company()
+        with self.assertRaisesRegex(UserError, "Incompatible companies"):
+            Recurring._billing_check_company(move.line_ids)
+        # The other lines alone pass.
+        Recurring._billing_check_company(move.line_ids - line)
 
     def test_storno_accounting(self):
         """With storno accounting, debit and credit are left to the ORM."""
