@@ -116,7 +116,7 @@ class CopyLines:
 
         self.error = None  # what a read raised: psycopg2 raises QueryCanceled
 
-    def read(self, size=-1):
+    def _read(self, size=-1):
         # COPY asks for ``size`` characters; any length is taken, "" ends it.
         try:
             chunk = list(islice(self._lines, self.CHUNK))
@@ -125,6 +125,8 @@ class CopyLines:
             raise
         self.count += len(chunk)
         return "".join(chunk)
+
+    read = _read  # the file's method COPY calls (not a model's read)
 
 
 def _storable_text(text):

@@ -419,7 +419,7 @@ class TestBillingChargeIngestVolume(BillingRecurringCommon):
         Charge = type(self.env["billing.charge"])
         # No query runs while COPY reads the records (it would break the COPY):
         # reasons are given their text after.
-        read, queries = CopyLines.read, []
+        read, queries = CopyLines._read, []
 
         def counted_read(lines, size=-1):
             before = self.env.cr.sql_log_count
