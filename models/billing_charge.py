@@ -148,6 +148,14 @@ def _micro(amount):
     return round(amount * MICRO)
 
 
+def _available(wallets):
+    """{partner id: balance in millionths} of the locked ``wallets`` ({partner
+    id: (wallet id, balance)}): what their usage may spend, exactly."""
+    return {
+        partner_id: _micro(balance) for partner_id, (_id, balance) in wallets.items()
+    }
+
+
 def _exact_product(quantity, price):
     """``quantity`` times ``price``, both at usage precision, computed exactly
     (in decimal) and returned as a float, for one rounding to the currency."""
@@ -982,10 +990,7 @@ class BillingCharge(models.Model):
         for partner_id, move_id in movements.items():
             tails[partner_id] = tail % f"debited\t{move_id}"
         rejected, refused, paid = [], [], {}
-        available = {
-            partner_id: _micro(balance)
-            for partner_id, (_id, balance) in wallets.items()
-        }
+        available = _available(wallets)
         lines = self._ingest_lines(
             records,
             partners,
@@ -1075,13 +1080,9 @@ class BillingCharge(models.Model):
         for vals in self._ingest_clean(records, partners, products, rejected):
             quantity, price = vals["quantity"], vals["price_unit"]
             if price is None:
-                pricelist_id = vals["_pricelist_id"]
-                steps = thresholds.get(pricelist_id)
                 price = prices.get(
-                    (
-                        pricelist_id,
-                        vals["product_id"],
-                        bisect_right(steps, quantity) if steps else 0,
+                    self._ingest_price_key(
+                        thresholds, vals["_pricelist_id"], vals["product_id"], quantity
                     )
                 )
                 if price is None:  # not priced by _ingest_prices: never so
@@ -1420,11 +1421,8 @@ class BillingCharge(models.Model):
         company's currency) depends on the quantity only through the rules it
         applies, those whose minimum quantity the quantity reaches: prices are
         computed once per pricelist, product and number of minimum quantities
-        reached (see ``_ingest_price_thresholds``), amounts once per quantity
-        and price."""
-        company = self.env.company
-        Pricelist = self.env["product.pricelist"].with_company(company)
-        Product = self.env["product.product"].with_company(company)
+        reached (see ``_ingest_price_key``), amounts once per quantity and
+        price."""
         thresholds = self._ingest_price_thresholds(
             {
                 vals["_pricelist_id"]
@@ -1432,33 +1430,56 @@ class BillingCharge(models.Model):
                 if vals["price_unit"] is None and vals["_pricelist_id"]
             }
         )
-        prices, amounts = {}, {}
+        keys, quantities = [], {}  # key: the first quantity of the key
         for vals in valid:
-            quantity, price = vals["quantity"], vals["price_unit"]
-            if price is None:
-                pricelist_id = vals["_pricelist_id"]
-                steps = thresholds.get(pricelist_id)
-                key = (
-                    pricelist_id,
+            key = None
+            if vals["price_unit"] is None:
+                key = self._ingest_price_key(
+                    thresholds,
+                    vals["_pricelist_id"],
                     vals["product_id"],
-                    bisect_right(steps, quantity) if steps else 0,
+                    vals["quantity"],
                 )
-                price = prices.get(key)
-                if price is None:
-                    product = Product.browse(vals["product_id"])
-                    pricelist = Pricelist.browse(pricelist_id)
-                    price = prices[key] = (
-                        pricelist._get_product_price(
-                            product, quantity, currency=company.currency_id
-                        )
-                        if pricelist
-                        else product.lst_price
-                    )
-            key = (quantity, price)
-            amount = amounts.get(key)
+                quantities.setdefault(key, vals["quantity"])
+            keys.append(key)
+        prices = self._ingest_pricelist_prices(quantities)
+        amounts = {}
+        for vals, key in zip(valid, keys, strict=True):
+            quantity = vals["quantity"]
+            price = vals["price_unit"] if key is None else prices[key]
+            amount = amounts.get((quantity, price))
             if amount is None:
-                amount = amounts[key] = self._ingest_amount(quantity, price)
+                amount = amounts[quantity, price] = self._ingest_amount(quantity, price)
             vals["price_unit"], vals["amount"] = amount
+
+    @api.model
+    def _ingest_price_key(self, thresholds, pricelist_id, product_id, quantity):
+        """What the price of a record depends on: (pricelist id, product id,
+        number of the minimum quantities of the pricelist's rules its quantity
+        reaches, from ``thresholds``, see ``_ingest_price_thresholds``)."""
+        steps = thresholds.get(pricelist_id)
+        return (pricelist_id, product_id, bisect_right(steps, quantity) if steps else 0)
+
+    def _ingest_pricelist_prices(self, quantities):
+        """{key: price} of ``quantities`` ({``_ingest_price_key``: a quantity of
+        it}): the pricelist's price of the product at that quantity, in the
+        company's currency, or the product's sale price without a pricelist."""
+        company = self.env.company
+        Pricelist = self.env["product.pricelist"].with_company(company)
+        Product = self.env["product.product"].with_company(company)
+        prices = {}
+        for key, quantity in quantities.items():
+            pricelist_id, product_id, _step = key
+            product = Product.browse(product_id)
+            pricelist = Pricelist.browse(pricelist_id)
+            prices[key] = (
+                pricelist._get_product_price(
+                    product, quantity, currency=company.currency_id
+                )
+                if pricelist
+                else product.lst_price
+            )
+        return prices
 
     @api.model
     def _ingest_amount(self, quantity, price):
@@ -1478,8 +1499,7 @@ class BillingCharge(models.Model):
         """The prices of the ``records`` without a unit price, as
         ``_ingest_price`` computes them, before they are validated: (thresholds,
         {(pricelist id, product id, number of rule minimum quantities reached):
-        price}); see ``_ingest_price_thresholds``."""
-        company = self.env.company
+        price}); see ``_ingest_price_key``."""
         thresholds = self._ingest_price_thresholds(
             {partner["pricelist_id"] for partner in partners.values()} - {None, False}
         )
@@ -1500,28 +1520,12 @@ class BillingCharge(models.Model):
                 quantity = self._ingest_number(quantity)
                 if quantity is None or quantity <= 0:
                     continue
-            pricelist_id = partner["pricelist_id"]
-            steps = thresholds.get(pricelist_id)
-            key = (
-                pricelist_id,
-                product_id,
-                bisect_right(steps, quantity) if steps else 0,
+            key = self._ingest_price_key(
+                thresholds, partner["pricelist_id"], product_id, quantity
             )
             if key not in quantities:
                 quantities[key] = float(quantity)
-        Pricelist = self.env["product.pricelist"].with_company(company)
-        Product = self.env["product.product"].with_company(company)
-        prices = {}
-        for (pricelist_id, product_id, step), quantity in quantities.items():
-            product = Product.browse(product_id)
-            pricelist = Pricelist.browse(pricelist_id)
-            prices[pricelist_id, product_id, step] = (
-                pricelist._get_product_price(
-                    product, quantity, currency=company.currency_id
-                )
-                if pricelist
-                else product.lst_price
-            )
+        prices = self._ingest_pricelist_prices(quantities)
         return thresholds, prices
 
     def _ingest_check_amounts(self, valid, rejected):
@@ -1759,10 +1763,7 @@ class BillingCharge(models.Model):
             by_partner[vals["partner_id"]].append(vals)
         wallets, movements = self._ingest_open_wallets(by_partner)
         created = self._ingest_store(prepaid=True, wallet_moves=movements)
-        available = {
-            partner_id: _micro(balance)
-            for partner_id, (_id, balance) in wallets.items()
-        }
+        available = _available(wallets)
         paid, refused, reasons = {}, [], {}
         for vals in vals_list:
             charge_id = created.get(vals["external_ref"])
