@@ -143,6 +143,11 @@ def _storable_text(text):
     return True
 
 
+def _is_integer(value):
+    """Whether ``value`` is an integer, not a boolean."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _micro(amount):
     """``amount`` in millionths, as an integer: exact sums of usage amounts."""
     return round(amount * MICRO)
@@ -242,11 +247,12 @@ class BillingCharge(models.Model):
         "back to pending when the invoice was cancelled: resetting that invoice to "
         "draft bills it there again.",
     )
+    # Not indexed: the consumption posting books a movement by its own
+    # usage_amounts, and an index would cost every prepaid record ingested.
     wallet_move_id = UsageMany2one(
         comodel_name="billing.wallet.move",
         string="Wallet Movement",
         readonly=True,
-        index="btree_not_null",
         ondelete="restrict",
     )
     service_id = UsageMany2one(
@@ -308,6 +314,7 @@ class BillingCharge(models.Model):
         for name in (
             "billing_charge__partner_id_index",
             "billing_charge_pending_partner_date_idx",
+            "billing_charge__wallet_move_id_index",
         ):
             self.env.cr.execute(SQL("DROP INDEX IF EXISTS %s", SQL.identifier(name)))
         self.env.cr.execute(
@@ -970,11 +977,12 @@ class BillingCharge(models.Model):
         Prices are computed first, one per pricelist, service and number of
         rule minimum quantities reached, as ``_ingest_price`` does; the wallets
         of the prepaid customers named are locked and their ledger lines of the
-        call opened first, and the records paid in the order sent, as
+        call reserved first, and the records paid in the order sent, as
         ``_ingest_pay`` pays them."""
         company = self.env.company
-        partners, products = self._ingest_lookup(records)
-        prices = self._ingest_prices(records, partners, products)
+        unpriced = set()
+        partners, products = self._ingest_lookup(records, unpriced)
+        prices = self._ingest_prices(unpriced, partners, products)
         prepaid = {
             partner["commercial_id"]
             for partner in partners.values()
@@ -1013,7 +1021,7 @@ class BillingCharge(models.Model):
         self.env["billing.charge"].invalidate_model()
         if wallets:
             self._ingest_close_wallets(wallets, movements, paid)
-        self._ingest_trigger_posting(sum(count for count, _total in paid.values()))
+        self._ingest_trigger_posting(sum(counts[0] for counts in paid.values()))
         duplicates = self._ingest_refused_duplicates(refused, rejected)
         return {
             "created": data.count,
@@ -1070,10 +1078,11 @@ class BillingCharge(models.Model):
         ``_ingest_validate``, ``_ingest_check_amounts`` and ``_ingest_pay``
         reject them, their reasons functions (no query may run while COPY
         reads). ``available`` ({partner id: balance in millionths}) is spent by
-        the prepaid records, ``paid`` ({partner id: [count, millionths]})
-        counts them, ``refused`` gets the entries of ``rejected`` of those the
-        balance did not cover; ``tails`` ({partner id or None: the line's end})
-        ends each line by the billing mode of its customer."""
+        the prepaid records, ``paid`` ({partner id: [count, millionths,
+        {product id: millionths}]}) counts them, ``refused`` gets the entries
+        of ``rejected`` of those the balance did not cover; ``tails``
+        ({partner id or None: the line's end}) ends each line by the billing
+        mode of its customer."""
         thresholds, prices = prices
         amounts, reasons = {}, {}
         postpaid_tail = tails[None]
@@ -1113,17 +1122,32 @@ class BillingCharge(models.Model):
             )
 
     def _ingest_close_wallets(self, wallets, movements, paid):
-        """Close the ledger lines ``movements`` ({partner id: movement id}) of
-        the locked ``wallets`` with what ``paid`` ({partner id: [count,
-        millionths]}) counts, as ``_ingest_pay`` does."""
+        """Debit the locked ``wallets`` of what ``paid`` ({partner id: [count,
+        millionths, {product id: millionths}]}) counts, as ``_ingest_pay``
+        counts it, each with its ledger line ``movements`` ({partner id:
+        reserved movement id})."""
+        partners = self.env["res.partner"].browse(
+            [partner_id for partner_id in wallets if partner_id in paid]
+        )
+        batch = uuid.uuid4().hex
         debits = {}
-        for partner_id, (wallet_id, _balance) in wallets.items():
-            count, total = paid.get(partner_id, (0, 0))
-            debits[wallet_id] = {
-                "move_id": movements[partner_id],
-                "amount": total / MICRO,
+        for partner in partners:
+            count, _total, products = paid[partner.id]
+            debits[wallets[partner.id][0]] = {
+                "move_id": movements[partner.id],
+                # The stored complete name: the display name of a customer
+                # without its per-record computation.
+                "name": self.env._(
+                    "Usage of %(partner)s",
+                    partner=partner.complete_name or partner.display_name,
+                ),
+                "idempotency_key": f"usage:{batch}:{partner.id}",
                 "origin": self.env._("%(count)s usage records", count=count),
                 "count": count,
+                "usage_amounts": {
+                    product_id: Decimal(micro).scaleb(-USAGE_DIGITS)
+                    for product_id, micro in products.items()
+                },
             }
         # sudo: as _ingest_open_wallets.
         self.env["billing.wallet"].sudo()._close_usage_movements(debits)
@@ -1146,10 +1170,21 @@ class BillingCharge(models.Model):
     def _ingest_trigger_posting(self, created):
         """A large batch: book its consumption now, in the cron's worker, not in
         the integration's call."""
-        if created >= CONSUMPTION_POSTING_BATCH:
-            self.env.ref(
-                "prepaid_postpaid_billing.ir_cron_billing_post_consumption"
-            ).sudo()._trigger()
+        if created < CONSUMPTION_POSTING_BATCH:
+            return
+        cron = self.env.ref("prepaid_postpaid_billing.ir_cron_billing_post_consumption")
+        # A trigger already due (an earlier batch's) wakes the worker for this
+        # one too, and it was notified: one trigger for a stream of batches.
+        self.env.cr.execute(
+            SQL(
+                "SELECT 1 FROM ir_cron_trigger WHERE cron_id = %s"
+                " AND call_at <= %s LIMIT 1",
+                cron.id,
+                fields.Datetime.now(),
+            )
+        )
+        if not self.env.cr.fetchone():
+            cron.sudo()._trigger()
 
     def _ingest_validate(self, records, rejected):
         """The valid records as clean values; the others go to ``rejected`` with a
@@ -1162,21 +1197,40 @@ class BillingCharge(models.Model):
         partners, products = self._ingest_lookup(records)
         return list(self._ingest_clean(records, partners, products, rejected))
 
-    def _ingest_lookup(self, records):
+    def _ingest_lookup(self, records, unpriced=None):
         """The customers and services ``records`` name that the user may use in
-        the company (``_ingest_partners``, ``_ingest_products``)."""
+        the company (``_ingest_partners``, ``_ingest_products``). ``unpriced``,
+        a set, gets the (customer id, service id, quantity) of the records
+        without a unit price, read in the same pass (``_ingest_prices``)."""
         company = self.env.company
         partner_ids, product_ids = set(), set()
         for record in records:
-            if isinstance(record, dict):
-                for key, ids in (
-                    ("partner_id", partner_ids),
-                    ("product_id", product_ids),
-                ):
-                    if isinstance(record.get(key), int) and not isinstance(
-                        record.get(key), bool
-                    ):
-                        ids.add(record[key])
+            if type(record) is not dict and not isinstance(record, dict):
+                continue
+            partner_id, product_id = record.get("partner_id"), record.get("product_id")
+            # The usual types: the ids are int, and a price is looked up.
+            usual = type(partner_id) is int and type(product_id) is int
+            if usual:
+                partner_ids.add(partner_id)
+                product_ids.add(product_id)
+            else:
+                if _is_integer(partner_id):
+                    partner_ids.add(partner_id)
+                if _is_integer(product_id):
+                    product_ids.add(product_id)
+            if (
+                unpriced is None
+                or not usual
+                or type(record) is not dict
+                or record.get("price_unit") is not None
+            ):
+                continue
+            quantity = record.get("quantity")
+            if type(quantity) is not float and type(quantity) is not int:
+                quantity = self._ingest_number(quantity)  # hashable, or None
+                if quantity is None:
+                    continue
+            unpriced.add((partner_id, product_id, quantity))
         return (
             self._ingest_partners(partner_ids, company),
             self._ingest_products(product_ids, company),
@@ -1495,25 +1549,20 @@ class BillingCharge(models.Model):
             else None,
         )
 
-    def _ingest_prices(self, records, partners, products):
-        """The prices of the ``records`` without a unit price, as
-        ``_ingest_price`` computes them, before they are validated: (thresholds,
-        {(pricelist id, product id, number of rule minimum quantities reached):
-        price}); see ``_ingest_price_key``."""
+    def _ingest_prices(self, unpriced, partners, products):
+        """The prices of the records without a unit price, ``unpriced`` ({(customer
+        id, service id, quantity)}, see ``_ingest_lookup``), as ``_ingest_price``
+        computes them, before they are validated: (thresholds, {(pricelist id,
+        product id, number of rule minimum quantities reached): price}); see
+        ``_ingest_price_key``."""
         thresholds = self._ingest_price_thresholds(
             {partner["pricelist_id"] for partner in partners.values()} - {None, False}
         )
-        quantities = {}  # key: the first quantity of the key, as _ingest_price
-        for record in records:
-            if type(record) is not dict or record.get("price_unit") is not None:
-                continue
-            partner_id, product_id = record.get("partner_id"), record.get("product_id")
-            if type(partner_id) is not int or type(product_id) is not int:
-                continue
+        quantities = {}  # key: a quantity of the key, as _ingest_price
+        for partner_id, product_id, quantity in unpriced:
             partner = partners.get(partner_id)
             if partner is None or product_id not in products:
                 continue
-            quantity = record.get("quantity")
             if not (
                 type(quantity) in (float, int) and 0 < quantity < INLINE_NUMBER_LIMIT
             ):
@@ -1753,7 +1802,7 @@ class BillingCharge(models.Model):
         duplicates).
 
         The wallets are locked first, in id order, and each customer's ledger
-        line of the call is opened; the charges are inserted linked to it: a
+        line of the call is reserved; the charges are inserted linked to it: a
         reference already stored, or being stored by a concurrent call, is a
         duplicate and debits nothing. Each new charge is then checked against
         the exact balance; the refused ones are deleted again, and the ledger
@@ -1782,40 +1831,24 @@ class BillingCharge(models.Model):
 
     def _ingest_open_wallets(self, partner_ids):
         """Lock the wallets of the prepaid customers ``partner_ids``, in id order,
-        and open each one's ledger line of the call: ({partner id: (wallet id,
-        balance)}, {partner id: wallet movement id})."""
+        and reserve each one's ledger line of the call (``_ingest_close_wallets``
+        records it): ({partner id: (wallet id, balance)}, {partner id: wallet
+        movement id})."""
         # sudo: the caller is a Billing User (checked in ingest); wallets are only
         # debited for the charges being stored, of the customers they name.
         Wallet = self.env["billing.wallet"].sudo()
         wallets = Wallet._lock_usage_wallets(list(partner_ids), self.env.company)
-        partners = self.env["res.partner"].browse(partner_ids)
-        batch = uuid.uuid4().hex
-        movements = Wallet._open_usage_movements(
-            {
-                wallets[partner.id][0]: {
-                    # The stored complete name: the display name of a customer
-                    # without its per-record computation.
-                    "name": self.env._(
-                        "Usage of %(partner)s",
-                        partner=partner.complete_name or partner.display_name,
-                    ),
-                    "idempotency_key": f"usage:{batch}:{partner.id}",
-                }
-                for partner in partners
-            }
+        return wallets, dict(
+            zip(wallets, Wallet._reserve_usage_movements(len(wallets)), strict=True)
         )
-        return wallets, {
-            partner_id: movements[wallet_id]
-            for partner_id, (wallet_id, _balance) in wallets.items()
-        }
 
     def _ingest_pay(self, vals, available, paid, rejected, reasons):
         """Pay the new charge ``vals`` of a prepaid customer from ``available``
         ({partner id: balance of its locked wallet, in millionths}), exactly to
         the usage precision, counted in ``paid`` ({partner id: [count,
-        millionths]}); whether it was paid. A charge the balance cannot cover
-        goes to ``rejected``, its reason (cached in ``reasons``, a function, see
-        ``_ingest_reasons``) naming the balance."""
+        millionths, {product id: millionths}]}); whether it was paid. A charge
+        the balance cannot cover goes to ``rejected``, its reason (cached in
+        ``reasons``, a function, see ``_ingest_reasons``) naming the balance."""
         partner_id, amount = vals["partner_id"], vals["amount"]
         micro = _micro(amount)
         balance = available[partner_id]
@@ -1839,7 +1872,12 @@ class BillingCharge(models.Model):
             )
             return False
         available[partner_id] = balance - micro
-        counts = paid.setdefault(partner_id, [0, 0])
+        counts = paid.get(partner_id)
+        if counts is None:
+            counts = paid[partner_id] = [0, 0, {}]
         counts[0] += 1
         counts[1] += micro
+        products = counts[2]
+        product_id = vals["product_id"]
+        products[product_id] = products.get(product_id, 0) + micro
         return True

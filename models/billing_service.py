@@ -619,6 +619,7 @@ class BillingService(models.Model):
                         "name": self.env._("Renewal of %(service)s", service=self.name),
                         "origin": self._period_label(start),
                         "idempotency_key": f"renewal:{self.id}:{start}",
+                        "product_id": self.product_id.id,
                     }
                 )
             todo["prepaid" if prepaid else "postpaid"].append(

@@ -1,3 +1,4 @@
+import json
 import logging
 import re
 from collections import defaultdict
@@ -321,112 +322,122 @@ class BillingWallet(models.Model):
         }
 
     @api.model
-    def _open_usage_movements(self, movements):
-        """Open the usage ledger lines of an ingest call on wallets locked by
-        ``_lock_usage_wallets``, before its charges are stored linked to them
-        (``_close_usage_movements`` gives them their amount).
-
-        :param dict movements: {wallet id: {"name": ..., "idempotency_key":
-            ...}}
-        :return: {wallet id: movement id}
-        """
-        if not movements:
-            return {}
-        wallet_ids = list(movements)
+    def _reserve_usage_movements(self, count):
+        """``count`` ids of wallet movements, taken from their sequence, for the
+        usage ledger lines of an ingest call: its charges are stored linked to
+        them first (billing_charge has no foreign key to billing_wallet_move),
+        then ``_close_usage_movements`` records them with their amounts."""
+        if not count:
+            return []
         self.env.cr.execute(
             SQL(
-                """
-                INSERT INTO billing_wallet_move
-                    (wallet_id, partner_id, company_id, date, kind, name, amount,
-                     balance_after, idempotency_key, user_id,
-                     create_uid, write_uid, create_date, write_date)
-                SELECT w.id, w.partner_id, w.company_id, NOW() AT TIME ZONE 'UTC',
-                       'usage', v.name, 0, w.balance, v.idempotency_key,
-                       %(uid)s, %(uid)s, %(uid)s, NOW() AT TIME ZONE 'UTC',
-                       NOW() AT TIME ZONE 'UTC'
-                  FROM unnest(%(ids)s::int4[], %(names)s::varchar[],
-                              %(keys)s::varchar[]) AS v(id, name, idempotency_key)
-                  JOIN billing_wallet w ON w.id = v.id
-             RETURNING wallet_id, id
-                """,
-                uid=self.env.uid,
-                ids=wallet_ids,
-                names=[movements[wallet_id]["name"] for wallet_id in wallet_ids],
-                keys=[
-                    movements[wallet_id]["idempotency_key"] for wallet_id in wallet_ids
-                ],
+                "SELECT nextval(pg_get_serial_sequence('billing_wallet_move', 'id'))"
+                " FROM generate_series(1, %s)",
+                count,
             )
         )
-        return dict(self.env.cr.fetchall())
+        return [row[0] for row in self.env.cr.fetchall()]
 
     @api.model
     def _close_usage_movements(self, debits):
         """Debit the usage of an ingest call from wallets locked by
-        ``_lock_usage_wallets``, as the real-time path does: per wallet, in one
-        statement for all, the balance and the consumption not yet posted
-        updated and the ledger line opened by ``_open_usage_movements`` given
-        its amount; no journal entry (the consumption posting books it later,
-        see ``_post_consumption``). A ledger line of no charge is removed.
+        ``_lock_usage_wallets``, as the real-time path does: in one statement
+        for all, each wallet's balance and consumption not yet posted updated
+        and its ledger line recorded under the id ``_reserve_usage_movements``
+        gave it, with the amounts per service the consumption posting books
+        (``_post_consumption``); no journal entry. A wallet that paid no charge
+        gets no ledger line. Only the wallets this debit may alert are checked
+        after the commit (``_alert_due_sql``).
 
-        :param dict debits: {wallet id: {"move_id", "amount" (positive, at usage
-            precision), "origin", "count" (charges it pays)}}
+        :param dict debits: {wallet id: {"move_id", "name", "idempotency_key",
+            "origin", "count" (charges it pays), "usage_amounts" ({product id:
+            positive Decimal at usage precision})}}
         """
         cr = self.env.cr
-        empty = [debit["move_id"] for debit in debits.values() if not debit["count"]]
-        if empty:
-            cr.execute(SQL("DELETE FROM billing_wallet_move WHERE id = ANY(%s)", empty))
         paid = {wallet_id: d for wallet_id, d in debits.items() if d["count"]}
-        if paid:
-            wallet_ids = list(paid)
-            cr.execute(
-                SQL(
-                    """
-                    WITH debit AS (
-                        SELECT * FROM unnest(%(ids)s::int4[], %(moves)s::int4[],
-                                             %(amounts)s::numeric[],
-                                             %(origins)s::varchar[])
-                            AS v(wallet_id, move_id, amount, origin)
-                    ), wallet AS (
-                        UPDATE billing_wallet w
-                           SET balance = ROUND(w.balance - debit.amount, %(digits)s),
-                               unposted_consumption = ROUND(
-                                   w.unposted_consumption + debit.amount, %(digits)s
-                               ),
-                               write_uid = %(uid)s,
-                               write_date = NOW() AT TIME ZONE 'UTC'
-                          FROM debit
-                         WHERE w.id = debit.wallet_id
-                           AND w.balance - debit.amount >= 0
-                     RETURNING w.id, w.balance
-                    )
-                    UPDATE billing_wallet_move m
-                       SET amount = -debit.amount, balance_after = wallet.balance,
-                           origin = debit.origin
+        if not paid:
+            return
+        wallet_ids = list(paid)
+        cr.execute(
+            SQL(
+                """
+                WITH debit AS (
+                    SELECT * FROM unnest(%(ids)s::int4[], %(moves)s::int4[],
+                                         %(amounts)s::numeric[], %(names)s::varchar[],
+                                         %(origins)s::varchar[], %(keys)s::varchar[],
+                                         %(usage)s::jsonb[])
+                        AS v(wallet_id, move_id, amount, name, origin,
+                             idempotency_key, usage_amounts)
+                ), wallet AS (
+                    UPDATE billing_wallet w
+                       SET balance = ROUND(w.balance - debit.amount, %(digits)s),
+                           unposted_consumption = ROUND(
+                               w.unposted_consumption + debit.amount, %(digits)s
+                           ),
+                           write_uid = %(uid)s,
+                           write_date = NOW() AT TIME ZONE 'UTC'
+                      FROM debit, res_company c
+                     WHERE w.id = debit.wallet_id AND c.id = w.company_id
+                       AND w.balance - debit.amount >= 0
+                 RETURNING w.id, w.partner_id, w.company_id, w.balance,
+                           %(alert)s AS alert
+                ), moved AS (
+                    INSERT INTO billing_wallet_move
+                        (id, wallet_id, partner_id, company_id, date, kind, name,
+                         origin, amount, balance_after, idempotency_key,
+                         usage_amounts, user_id, create_uid, write_uid,
+                         create_date, write_date)
+                    SELECT debit.move_id, wallet.id, wallet.partner_id,
+                           wallet.company_id, NOW() AT TIME ZONE 'UTC', 'usage',
+                           debit.name, debit.origin, -debit.amount, wallet.balance,
+                           debit.idempotency_key, debit.usage_amounts, %(uid)s,
+                           %(uid)s, %(uid)s, NOW() AT TIME ZONE 'UTC',
+                           NOW() AT TIME ZONE 'UTC'
                       FROM debit JOIN wallet ON wallet.id = debit.wallet_id
-                     WHERE m.id = debit.move_id
-                    """,
-                    digits=USAGE_DIGITS,
-                    uid=self.env.uid,
-                    ids=wallet_ids,
-                    moves=[paid[wallet_id]["move_id"] for wallet_id in wallet_ids],
-                    amounts=[
-                        float_round(paid[wallet_id]["amount"], USAGE_DIGITS)
-                        for wallet_id in wallet_ids
-                    ],
-                    origins=[paid[wallet_id]["origin"] for wallet_id in wallet_ids],
+                 RETURNING id
                 )
+                SELECT wallet.id, wallet.alert, (SELECT COUNT(*) FROM moved)
+                  FROM wallet
+                """,
+                digits=USAGE_DIGITS,
+                uid=self.env.uid,
+                alert=self._alert_due_sql(),
+                ids=wallet_ids,
+                moves=[paid[wallet_id]["move_id"] for wallet_id in wallet_ids],
+                amounts=[
+                    sum(paid[wallet_id]["usage_amounts"].values())
+                    for wallet_id in wallet_ids
+                ],
+                names=[paid[wallet_id]["name"] for wallet_id in wallet_ids],
+                origins=[paid[wallet_id]["origin"] for wallet_id in wallet_ids],
+                keys=[paid[wallet_id]["idempotency_key"] for wallet_id in wallet_ids],
+                usage=[
+                    json.dumps(
+                        {
+                            str(product_id): f"{amount:f}"
+                            for product_id, amount in paid[wallet_id][
+                                "usage_amounts"
+                            ].items()
+                        }
+                    )
+                    for wallet_id in wallet_ids
+                ],
             )
-            if cr.rowcount != len(paid):
-                # The callers check the balances under the lock: this is a bug,
-                # and the transaction must not go on.
-                raise UserError(
-                    self.env._("A wallet balance does not cover the usage debited.")
-                )
+        )
+        rows = cr.fetchall()
+        if len(rows) != len(paid) or rows[0][2] != len(paid):
+            # The callers check the balances under the lock: this is a bug, and
+            # the transaction must not go on.
+            raise UserError(
+                self.env._("A wallet balance does not cover the usage debited.")
+            )
         self.invalidate_model(["balance", "unposted_consumption"])
         self.env["billing.wallet.move"].invalidate_model()
-        self.env["billing.charge"].invalidate_model(["wallet_move_id"])
         self.env["res.partner"].invalidate_model(["billing_balance"])
-        self.browse(list(paid))._alert_after_debit()  # once this transaction commits
+        # Once this transaction commits.
+        self.browse(
+            [wallet_id for wallet_id, alert, _count in rows if alert]
+        )._alert_after_debit()
 
     @api.model
     def _debit_renewals(self, debits):
@@ -438,8 +449,8 @@ class BillingWallet(models.Model):
 
         :param list debits: dicts with ``wallet_id``, ``amount`` (a positive
             Decimal of the usage precision), ``balance_after`` (the wallet's
-            balance after it, in the order of the list), ``name``, ``origin``
-            and ``idempotency_key``
+            balance after it, in the order of the list), ``name``, ``origin``,
+            ``idempotency_key`` and ``product_id`` (the service's product)
         :return: {idempotency key: movement id}
         """
         if not debits:
@@ -450,20 +461,25 @@ class BillingWallet(models.Model):
                 """
                 INSERT INTO billing_wallet_move
                     (wallet_id, partner_id, company_id, date, kind, name, origin,
-                     amount, balance_after, idempotency_key, user_id,
-                     create_uid, write_uid, create_date, write_date)
+                     amount, balance_after, idempotency_key, usage_amounts,
+                     user_id, create_uid, write_uid, create_date, write_date)
                 SELECT w.id, w.partner_id, w.company_id, NOW() AT TIME ZONE 'UTC',
                        'renewal', v.name, v.origin, -v.amount, v.balance_after,
-                       v.idempotency_key, %(uid)s, %(uid)s, %(uid)s,
+                       v.idempotency_key,
+                       jsonb_build_object(v.product_id::text, v.amount::text),
+                       %(uid)s, %(uid)s, %(uid)s,
                        NOW() AT TIME ZONE 'UTC', NOW() AT TIME ZONE 'UTC'
                   FROM unnest(%(ids)s::int4[], %(names)s::varchar[],
                               %(origins)s::varchar[], %(amounts)s::numeric[],
-                              %(after)s::numeric[], %(keys)s::varchar[])
-                       AS v(id, name, origin, amount, balance_after, idempotency_key)
+                              %(after)s::numeric[], %(keys)s::varchar[],
+                              %(products)s::int4[])
+                       AS v(id, name, origin, amount, balance_after,
+                            idempotency_key, product_id)
                   JOIN billing_wallet w ON w.id = v.id
              RETURNING idempotency_key, id
                 """,
                 uid=self.env.uid,
+                products=[debit["product_id"] for debit in debits],
                 ids=[debit["wallet_id"] for debit in debits],
                 names=[debit["name"] for debit in debits],
                 origins=[debit["origin"] for debit in debits],
@@ -533,13 +549,13 @@ class BillingWallet(models.Model):
         cr.execute(
             SQL(
                 """
-                SELECT m.wallet_id, c.product_id, SUM(c.amount),
+                SELECT m.wallet_id, u.key::int4, SUM(u.value::numeric),
                        ARRAY_AGG(DISTINCT m.id)
                   FROM billing_wallet_move m
-                  JOIN billing_charge c ON c.wallet_move_id = m.id
+                 CROSS JOIN LATERAL jsonb_each_text(m.usage_amounts) AS u
                  WHERE m.wallet_id = ANY(%s) AND m.kind IN ('usage', 'renewal')
                    AND m.account_move_id IS NULL
-              GROUP BY m.wallet_id, c.product_id
+              GROUP BY m.wallet_id, u.key
                 """,
                 list(unposted),
             )

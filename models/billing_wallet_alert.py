@@ -246,23 +246,9 @@ class BillingWallet(models.Model):
         locked = [row[0] for row in cr.fetchall()]
         if not locked:
             return sent
-        for level, condition, also in (
-            (
-                "zero",
-                SQL(
-                    "c.billing_zero_balance_alert AND w.balance <= 0"
-                    " AND w.zero_balance_alerted IS NOT TRUE"
-                ),
-                SQL("low_balance_alerted = TRUE,"),
-            ),
-            (
-                "low",
-                SQL(
-                    "w.low_balance_alerted IS NOT TRUE AND w.balance < %s",
-                    self._alert_threshold_sql(),
-                ),
-                SQL(),
-            ),
+        for level, also in (
+            ("zero", SQL("low_balance_alerted = TRUE,")),
+            ("low", SQL()),
         ):
             cr.execute(
                 SQL(
@@ -282,7 +268,7 @@ class BillingWallet(models.Model):
                     alerted=SQL.identifier(f"{level}_balance_alerted"),
                     date=SQL.identifier(f"{level}_balance_alert_date"),
                     ids=locked,
-                    condition=condition,
+                    condition=self._alert_level_sql(level),
                 )
             )
             sent[level] = sorted(row[0] for row in cr.fetchall())
@@ -329,6 +315,29 @@ class BillingWallet(models.Model):
             "COALESCE(CASE WHEN w.low_balance_threshold_custom"
             " THEN w.low_balance_threshold"
             " ELSE c.billing_low_balance_threshold END, 0)"
+        )
+
+    def _alert_level_sql(self, level):
+        """SQL of whether a wallet (``w``, its company ``c``) is due the alert
+        of ``level`` ("low" or "zero") and was not sent it."""
+        if level == "zero":
+            return SQL(
+                "c.billing_zero_balance_alert AND w.balance <= 0"
+                " AND w.zero_balance_alerted IS NOT TRUE"
+            )
+        return SQL(
+            "w.low_balance_alerted IS NOT TRUE AND w.balance < %s",
+            self._alert_threshold_sql(),
+        )
+
+    def _alert_due_sql(self):
+        """SQL of whether a wallet (``w``, its company ``c``) just debited is
+        due an alert it was not sent: only those are checked after the commit
+        (``_alert_after_debit``), which decides."""
+        return SQL(
+            "((%s) OR (%s))",
+            self._alert_level_sql("zero"),
+            self._alert_level_sql("low"),
         )
 
     def _alert_flush(self):

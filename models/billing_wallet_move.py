@@ -46,6 +46,15 @@ class BillingWalletMove(models.Model):
         "precision.",
     )
     balance_after = fields.Float(readonly=True, digits="Billing Usage")
+    # What the consumption posting books a debit of usage or renewals by:
+    # without it, the posting would read the charges by their movement, and
+    # that index would cost every prepaid usage record ingested.
+    usage_amounts = fields.Json(
+        readonly=True,
+        copy=False,
+        help="Usage and renewals: the exact amount debited per service, "
+        "{product id: amount as decimal text}.",
+    )
     origin = fields.Char(readonly=True, help="What caused the movement.")
     idempotency_key = fields.Char(
         required=True,
@@ -92,6 +101,42 @@ class BillingWalletMove(models.Model):
                     ON billing_wallet_move (wallet_id)
                  WHERE kind IN ('usage', 'renewal') AND account_move_id IS NULL
                 """
+            )
+        )
+        self._fill_usage_amounts()
+
+    def _fill_usage_amounts(self):
+        """Give the usage and renewal debits not yet posted that an earlier
+        version recorded their ``usage_amounts``, from their charges."""
+        cr = self.env.cr
+        cr.execute(
+            SQL(
+                """
+                SELECT id FROM billing_wallet_move
+                 WHERE kind IN ('usage', 'renewal') AND account_move_id IS NULL
+                   AND usage_amounts IS NULL
+                """
+            )
+        )
+        move_ids = [row[0] for row in cr.fetchall()]
+        if not move_ids:
+            return
+        cr.execute(
+            SQL(
+                """
+                UPDATE billing_wallet_move m SET usage_amounts = v.amounts
+                  FROM (SELECT wallet_move_id,
+                               jsonb_object_agg(product_id::text, amount::text)
+                                   AS amounts
+                          FROM (SELECT wallet_move_id, product_id,
+                                       SUM(amount) AS amount
+                                  FROM billing_charge
+                                 WHERE wallet_move_id = ANY(%s)
+                              GROUP BY wallet_move_id, product_id) AS s
+                      GROUP BY wallet_move_id) AS v
+                 WHERE m.id = v.wallet_move_id
+                """,
+                move_ids,
             )
         )
 

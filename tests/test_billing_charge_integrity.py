@@ -84,7 +84,8 @@ class TestBillingChargeIntegrity(BillingServiceCommon):
     def test_one_index_of_the_customer_state_and_date_after_an_update(self):
         """The searches by customer and the recurring run's pending records of a
         customer share one index; a database of an earlier version had two,
-        which the update drops."""
+        which the update drops, and one of the wallet movement, which the
+        consumption posting no longer reads (usage_amounts)."""
         indexes = self._indexes()
         self.assertIn(
             "(partner_id, state, date)",
@@ -94,6 +95,7 @@ class TestBillingChargeIntegrity(BillingServiceCommon):
             {
                 "billing_charge__partner_id_index",
                 "billing_charge_pending_partner_date_idx",
+                "billing_charge__wallet_move_id_index",
             }
             & set(indexes)
         )
@@ -102,7 +104,9 @@ class TestBillingChargeIntegrity(BillingServiceCommon):
                 "CREATE INDEX billing_charge__partner_id_index "
                 "ON billing_charge (partner_id); "
                 "CREATE INDEX billing_charge_pending_partner_date_idx "
-                "ON billing_charge (partner_id, date) WHERE state = 'pending'"
+                "ON billing_charge (partner_id, date) WHERE state = 'pending'; "
+                "CREATE INDEX billing_charge__wallet_move_id_index "
+                "ON billing_charge (wallet_move_id) WHERE wallet_move_id IS NOT NULL"
             )
         )
         self.registry.init_models(

@@ -140,6 +140,36 @@ class TestBillingWalletAlert(BillingWalletCommon):
         wallet._alert_check()
         self.assertEqual(len(self._mails(wallet, LOW_SUBJECT)), 1)
 
+    def test_usage_ingest_checks_only_the_wallets_it_may_alert(self):
+        """An ingest call registers for the check after commit only the wallets
+        its debit leaves below a level they were not alerted of."""
+        rich = self._move(200.0)
+        poor = self._move(60.0, partner=self.other_customer)
+        records = [
+            {
+                "partner_id": partner.id,
+                "product_id": self.service.id,
+                "date": "2026-11-02 10:00:00",
+                "quantity": 1,
+                "price_unit": 15.0,
+                "external_ref": f"alert-due-{partner.id}",
+            }
+            for partner in (self.customer, self.other_customer)
+        ]
+        Charge = self.env["billing.charge"].with_user(self.billing_user)
+        self.assertEqual(Charge.ingest(records)["created"], 2)
+        self.assertEqual(self.env.cr.postcommit.data[ALERT_PENDING_KEY], {poor.id})
+        self.assertEqual(poor._alert_check(), {"low": [poor.id], "zero": []})
+        self.assertFalse(rich.low_balance_alerted)
+        # Alerted already, still above zero: the next debit is not checked.
+        self.env.cr.postcommit.data[ALERT_PENDING_KEY].clear()
+        for record in records:
+            record["external_ref"] += "-again"
+        self.assertEqual(Charge.ingest(records)["created"], 2)
+        self.assertFalse(self.env.cr.postcommit.data[ALERT_PENDING_KEY])
+        self.assertAlmostEqual(poor.balance, 30.0)
+        self.assertAlmostEqual(rich.balance, 170.0)
+
     def test_service_renewal_debit_is_checked(self):
         wallet = self._move(70.0)
         service = self.env["billing.service"].create(

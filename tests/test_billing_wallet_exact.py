@@ -1,3 +1,4 @@
+from decimal import Decimal
 from unittest.mock import patch
 
 from odoo import Command
@@ -182,6 +183,15 @@ class TestBillingWalletExact(BillingRecurringCommon):
         exact = 0.0225 + 0.05625 + 0.1 + 0.1
         self.assertAlmostEqual(wallet.balance, 10.0 - exact, places=6)
         self.assertBooksMatchWallet()
+        # What the posting books, kept exactly on the ledger line of the call.
+        movement = wallet.move_ids.filtered(lambda m: m.kind == "usage")
+        self.assertEqual(
+            {key: Decimal(value) for key, value in movement.usage_amounts.items()},
+            {
+                str(self.sms.id): Decimal("0.1225"),
+                str(self.minutes.id): Decimal("0.15625"),
+            },
+        )
         entries = self.env["billing.wallet"]._post_consumption_run()
         self.assertEqual(entries, 1)
         entry = wallet.move_ids.filtered(lambda m: m.kind == "usage").account_move_id
@@ -198,6 +208,37 @@ class TestBillingWalletExact(BillingRecurringCommon):
         )
         self.assertAlmostEqual(self._income(self.voice_income), 0.16)
         self.assertAlmostEqual(wallet.unposted_consumption, exact - 0.28, places=6)
+        self.assertBooksMatchWallet()
+
+    def test_debits_recorded_without_usage_amounts_are_given_them(self):
+        """A ledger line of usage not yet posted that an earlier version
+        recorded, without its amounts per service: the module update gives them
+        from its charges, and the posting books them."""
+        self._fund(10.0)
+        self._ingest(
+            [self._prepaid("old", 0.0075) for _i in range(4)]
+            + [self._prepaid("old-min", 0.0125, product=self.minutes)]
+        )
+        movement = self._wallet().move_ids.filtered(lambda m: m.kind == "usage")
+        self.env.cr.execute(
+            "UPDATE billing_wallet_move SET usage_amounts = NULL WHERE id = %s",
+            [movement.id],
+        )
+        movement.invalidate_recordset()
+        self.env["billing.wallet.move"]._fill_usage_amounts()  # as init does
+        movement.invalidate_recordset()
+        self.assertEqual(
+            {key: Decimal(value) for key, value in movement.usage_amounts.items()},
+            {
+                str(self.sms.id): Decimal("0.03"),
+                str(self.minutes.id): Decimal("0.0125"),
+            },
+        )
+        self.assertEqual(self._post_consumption(), 1)
+        self.assertAlmostEqual(
+            self._income(self.company_data["default_account_revenue"]), 0.03
+        )
+        self.assertAlmostEqual(self._income(self.voice_income), 0.01)
         self.assertBooksMatchWallet()
 
     def test_exact_balance_refuses_what_the_rounded_display_suggests(self):
@@ -292,12 +333,15 @@ class TestBillingWalletExact(BillingRecurringCommon):
         self.assertEqual(Trigger.search_count([("cron_id", "=", cron.id)]), before)
         self._ingest([self._prepaid("large", 0.001) for _i in range(1000)])
         self.assertEqual(Trigger.search_count([("cron_id", "=", cron.id)]), before + 1)
+        # The next large batch finds that trigger due: the worker books both.
+        self._ingest([self._prepaid("larger", 0.00001) for _i in range(1000)])
+        self.assertEqual(Trigger.search_count([("cron_id", "=", cron.id)]), before + 1)
         # What the triggered scheduled action runs (without its commits).
         self._post_consumption()
         self.env.invalidate_all()
         self.assertAlmostEqual(self._wallet().unposted_consumption, 0.0, places=6)
         self.assertAlmostEqual(
-            self._income(self.company_data["default_account_revenue"]), 1.01
+            self._income(self.company_data["default_account_revenue"]), 1.02
         )
         self.assertBooksMatchWallet()
 
