@@ -1129,20 +1129,22 @@ class BillingCharge(models.Model):
         partners = self.env["res.partner"].browse(
             [partner_id for partner_id in wallets if partner_id in paid]
         )
+        # The stored complete name: the display name of a customer without its
+        # per-record computation.
+        partners.fetch(["complete_name"])
+        # Translated once for all the wallets.
+        usage_of = self.env._("Usage of %(partner)s")
+        records = self.env._("%(count)s usage records")
         batch = uuid.uuid4().hex
         debits = {}
         for partner in partners:
             count, _total, products = paid[partner.id]
             debits[wallets[partner.id][0]] = {
                 "move_id": movements[partner.id],
-                # The stored complete name: the display name of a customer
-                # without its per-record computation.
-                "name": self.env._(
-                    "Usage of %(partner)s",
-                    partner=partner.complete_name or partner.display_name,
-                ),
+                "name": usage_of
+                % {"partner": partner.complete_name or partner.display_name},
                 "idempotency_key": f"usage:{batch}:{partner.id}",
-                "origin": self.env._("%(count)s usage records", count=count),
+                "origin": records % {"count": count},
                 "count": count,
                 "usage_amounts": {
                     product_id: Decimal(micro).scaleb(-USAGE_DIGITS)
@@ -1402,18 +1404,24 @@ class BillingCharge(models.Model):
         """Customers the records may name, those the user may read that are of
         ``company`` or of no company: id -> commercial partner, mode and
         pricelist (one query each)."""
+        # Only the fields read here, and those the pricelist of a customer is
+        # computed from (product's _get_partner_pricelist_multi), are fetched.
         partners = (
             self.env["res.partner"]
             .with_company(company)
-            .search(
+            .search_fetch(
                 [
                     ("id", "in", list(partner_ids)),
                     ("company_id", "in", (False, company.id)),
                     ("commercial_partner_id.company_id", "in", (False, company.id)),
-                ]
+                ],
+                ["commercial_partner_id"],
             )
         )
         commercial = partners.commercial_partner_id
+        commercial.fetch(
+            ["billing_mode", "specific_property_product_pricelist", "country_id"]
+        )
         pricelists = {
             p.id: p.property_product_pricelist.id
             for p in commercial.with_company(company)
