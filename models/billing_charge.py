@@ -997,7 +997,8 @@ class BillingCharge(models.Model):
         tails = {None: tail % f"pending\t{COPY_NULL}"}
         for partner_id, move_id in movements.items():
             tails[partner_id] = tail % f"debited\t{move_id}"
-        rejected, refused, paid = [], [], {}
+        rejected, refused = [], []
+        paid = self._ingest_paid(wallets)
         available = _available(wallets)
         lines = self._ingest_lines(
             records,
@@ -1078,13 +1079,13 @@ class BillingCharge(models.Model):
         ``_ingest_validate``, ``_ingest_check_amounts`` and ``_ingest_pay``
         reject them, their reasons functions (no query may run while COPY
         reads). ``available`` ({partner id: balance in millionths}) is spent by
-        the prepaid records, ``paid`` ({partner id: [count, millionths,
-        {product id: millionths}]}) counts them, ``refused`` gets the entries
+        the prepaid records, ``paid`` ({partner id: [count, {product id:
+        millionths}]}) counts them, ``refused`` gets the entries
         of ``rejected`` of those the balance did not cover; ``tails``
         ({partner id or None: the line's end}) ends each line by the billing
         mode of its customer."""
         thresholds, prices = prices
-        amounts, reasons = {}, {}
+        amounts, micros, reasons = {}, {}, {}
         postpaid_tail = tails[None]
         for vals in self._ingest_clean(records, partners, products, rejected):
             quantity, price = vals["quantity"], vals["price_unit"]
@@ -1107,7 +1108,12 @@ class BillingCharge(models.Model):
             partner_id = vals["partner_id"]
             if vals["_prepaid"]:
                 vals["amount"] = value
-                if not self._ingest_pay(vals, available, paid, rejected, reasons):
+                micro = micros.get(value)
+                if micro is None:
+                    micro = micros[value] = _micro(value)
+                if not self._ingest_pay(
+                    vals, micro, available, paid, rejected, reasons
+                ):
                     refused.append(rejected[-1])
                     continue
                 tail = tails[partner_id]
@@ -1123,11 +1129,11 @@ class BillingCharge(models.Model):
 
     def _ingest_close_wallets(self, wallets, movements, paid):
         """Debit the locked ``wallets`` of what ``paid`` ({partner id: [count,
-        millionths, {product id: millionths}]}) counts, as ``_ingest_pay``
-        counts it, each with its ledger line ``movements`` ({partner id:
-        reserved movement id})."""
+        {product id: millionths}]}) counts, as ``_ingest_pay`` counts it, each
+        with its ledger line ``movements`` ({partner id: reserved movement
+        id})."""
         partners = self.env["res.partner"].browse(
-            [partner_id for partner_id in wallets if partner_id in paid]
+            [partner_id for partner_id in wallets if paid[partner_id][0]]
         )
         # The stored complete name: the display name of a customer without its
         # per-record computation.
@@ -1138,7 +1144,7 @@ class BillingCharge(models.Model):
         batch = uuid.uuid4().hex
         debits = {}
         for partner in partners:
-            count, _total, products = paid[partner.id]
+            count, products = paid[partner.id]
             debits[wallets[partner.id][0]] = {
                 "move_id": movements[partner.id],
                 "name": usage_of
@@ -1821,12 +1827,14 @@ class BillingCharge(models.Model):
         wallets, movements = self._ingest_open_wallets(by_partner)
         created = self._ingest_store(prepaid=True, wallet_moves=movements)
         available = _available(wallets)
-        paid, refused, reasons = {}, [], {}
+        paid, refused, reasons = self._ingest_paid(wallets), [], {}
         for vals in vals_list:
             charge_id = created.get(vals["external_ref"])
             if not charge_id:
                 continue  # a duplicate
-            if not self._ingest_pay(vals, available, paid, rejected, reasons):
+            if not self._ingest_pay(
+                vals, _micro(vals["amount"]), available, paid, rejected, reasons
+            ):
                 refused.append(charge_id)
         if refused:
             self.env.cr.execute(
@@ -1850,17 +1858,23 @@ class BillingCharge(models.Model):
             zip(wallets, Wallet._reserve_usage_movements(len(wallets)), strict=True)
         )
 
-    def _ingest_pay(self, vals, available, paid, rejected, reasons):
-        """Pay the new charge ``vals`` of a prepaid customer from ``available``
-        ({partner id: balance of its locked wallet, in millionths}), exactly to
-        the usage precision, counted in ``paid`` ({partner id: [count,
-        millionths, {product id: millionths}]}); whether it was paid. A charge
-        the balance cannot cover goes to ``rejected``, its reason (cached in
+    @api.model
+    def _ingest_paid(self, wallets):
+        """What ``_ingest_pay`` counts of the locked ``wallets``, nothing yet:
+        {partner id: [count, {product id: millionths}]}."""
+        return {partner_id: [0, {}] for partner_id in wallets}
+
+    def _ingest_pay(self, vals, micro, available, paid, rejected, reasons):
+        """Pay the new charge ``vals`` of a prepaid customer, of ``micro``
+        millionths (its amount), from ``available`` ({partner id: balance of its
+        locked wallet, in millionths}), exactly to the usage precision, counted
+        in ``paid`` (see ``_ingest_paid``); whether it was paid. A charge the
+        balance cannot cover goes to ``rejected``, its reason (cached in
         ``reasons``, a function, see ``_ingest_reasons``) naming the balance."""
-        partner_id, amount = vals["partner_id"], vals["amount"]
-        micro = _micro(amount)
+        partner_id = vals["partner_id"]
         balance = available[partner_id]
         if micro > balance:
+            amount = vals["amount"]
             key = (balance, amount)
             if key not in reasons:  # a wallet used up refuses the rest
                 reasons[key] = lambda balance=balance, amount=amount: self.env._(
@@ -1880,12 +1894,9 @@ class BillingCharge(models.Model):
             )
             return False
         available[partner_id] = balance - micro
-        counts = paid.get(partner_id)
-        if counts is None:
-            counts = paid[partner_id] = [0, 0, {}]
+        counts = paid[partner_id]
         counts[0] += 1
-        counts[1] += micro
-        products = counts[2]
+        products = counts[1]
         product_id = vals["product_id"]
         products[product_id] = products.get(product_id, 0) + micro
         return True
