@@ -143,11 +143,6 @@ def _storable_text(text):
     return True
 
 
-def _is_integer(value):
-    """Whether ``value`` is an integer, not a boolean."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _micro(amount):
     """``amount`` in millionths, as an integer: exact sums of usage amounts."""
     return round(amount * MICRO)
@@ -1151,7 +1146,6 @@ class BillingCharge(models.Model):
                 % {"partner": partner.complete_name or partner.display_name},
                 "idempotency_key": f"usage:{batch}:{partner.id}",
                 "origin": records % {"count": count},
-                "count": count,
                 "usage_amounts": {
                     product_id: Decimal(micro).scaleb(-USAGE_DIGITS)
                     for product_id, micro in products.items()
@@ -1222,9 +1216,9 @@ class BillingCharge(models.Model):
                 partner_ids.add(partner_id)
                 product_ids.add(product_id)
             else:
-                if _is_integer(partner_id):
+                if self._ingest_is_id(partner_id):
                     partner_ids.add(partner_id)
-                if _is_integer(product_id):
+                if self._ingest_is_id(product_id):
                     product_ids.add(product_id)
             if (
                 unpriced is None

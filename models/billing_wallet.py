@@ -345,19 +345,18 @@ class BillingWallet(models.Model):
         for all, each wallet's balance and consumption not yet posted updated
         and its ledger line recorded under the id ``_reserve_usage_movements``
         gave it, with the amounts per service the consumption posting books
-        (``_post_consumption``); no journal entry. A wallet that paid no charge
-        gets no ledger line. Only the wallets this debit may alert are checked
-        after the commit (``_alert_due_sql``).
+        (``_post_consumption``); no journal entry. Only the wallets this debit
+        may alert are checked after the commit (``_alert_due_sql``).
 
         :param dict debits: {wallet id: {"move_id", "name", "idempotency_key",
-            "origin", "count" (charges it pays), "usage_amounts" ({product id:
-            positive Decimal at usage precision})}}
+            "origin", "usage_amounts" ({product id: positive Decimal at usage
+            precision})}}, of the wallets that paid a charge at least (the
+            others get no ledger line)
         """
         cr = self.env.cr
-        paid = {wallet_id: d for wallet_id, d in debits.items() if d["count"]}
-        if not paid:
+        if not debits:
             return
-        wallet_ids = list(paid)
+        wallet_ids = list(debits)
         cr.execute(
             SQL(
                 """
@@ -403,19 +402,19 @@ class BillingWallet(models.Model):
                 uid=self.env.uid,
                 alert=self._alert_due_sql(),
                 ids=wallet_ids,
-                moves=[paid[wallet_id]["move_id"] for wallet_id in wallet_ids],
+                moves=[debits[wallet_id]["move_id"] for wallet_id in wallet_ids],
                 amounts=[
-                    sum(paid[wallet_id]["usage_amounts"].values())
+                    sum(debits[wallet_id]["usage_amounts"].values())
                     for wallet_id in wallet_ids
                 ],
-                names=[paid[wallet_id]["name"] for wallet_id in wallet_ids],
-                origins=[paid[wallet_id]["origin"] for wallet_id in wallet_ids],
-                keys=[paid[wallet_id]["idempotency_key"] for wallet_id in wallet_ids],
+                names=[debits[wallet_id]["name"] for wallet_id in wallet_ids],
+                origins=[debits[wallet_id]["origin"] for wallet_id in wallet_ids],
+                keys=[debits[wallet_id]["idempotency_key"] for wallet_id in wallet_ids],
                 usage=[
                     json.dumps(
                         {
                             str(product_id): f"{amount:f}"
-                            for product_id, amount in paid[wallet_id][
+                            for product_id, amount in debits[wallet_id][
                                 "usage_amounts"
                             ].items()
                         }
@@ -425,7 +424,7 @@ class BillingWallet(models.Model):
             )
         )
         rows = cr.fetchall()
-        if len(rows) != len(paid) or rows[0][2] != len(paid):
+        if len(rows) != len(debits) or rows[0][2] != len(debits):
             # The callers check the balances under the lock: this is a bug, and
             # the transaction must not go on.
             raise UserError(
