@@ -180,15 +180,14 @@ class BillingCharge(models.Model):
         readonly=True,
         ondelete="restrict",
     )
-    # Indexed: the lists' default order, the Date filter (see scripts/bench
-    # charge_indexes).
-    date = fields.Datetime(required=True, readonly=True, index=True)
+    # Indexed with the service (init): one index for the lists' default order,
+    # the Date filter and the Service search (see scripts/bench charge_indexes).
+    date = fields.Datetime(required=True, readonly=True)
     product_id = UsageMany2one(
         comodel_name="product.product",
         string="Service",
         required=True,
         readonly=True,
-        index=True,  # the Service search and its count (scripts/bench charge_indexes)
         ondelete="restrict",
     )
     quantity = fields.Float(required=True, readonly=True, digits="Billing Usage")
@@ -294,15 +293,21 @@ class BillingCharge(models.Model):
     ]
 
     def init(self):
-        # The searches by customer, and the recurring run's pending charges of a
-        # customer up to a date, in one index: each index costs every record
-        # ingested (see "Usage ingestion at volume" in DESIGN.md). It replaces
-        # the customer's own index and a partial one of the pending charges.
+        # Each index costs every record ingested and every charge invoiced (see
+        # "Usage ingestion at volume" in DESIGN.md), so each serves several
+        # searches. The searches by customer, and the recurring run's pending
+        # charges of a customer up to a date: it replaces the customer's own
+        # index and a partial one of the pending charges. The lists' order by
+        # date, the Date filter and the Service search, whose condition on the
+        # service is checked in the index: it replaces an index of the date and
+        # one of the service.
         self.env.cr.execute(
             SQL(
                 """
                 CREATE INDEX IF NOT EXISTS billing_charge_partner_state_date_idx
-                    ON billing_charge (partner_id, state, date)
+                    ON billing_charge (partner_id, state, date);
+                CREATE INDEX IF NOT EXISTS billing_charge_date_product_idx
+                    ON billing_charge (date, product_id)
                 """
             )
         )
@@ -310,6 +315,8 @@ class BillingCharge(models.Model):
             "billing_charge__partner_id_index",
             "billing_charge_pending_partner_date_idx",
             "billing_charge__wallet_move_id_index",
+            "billing_charge__date_index",
+            "billing_charge__product_id_index",
         ):
             self.env.cr.execute(SQL("DROP INDEX IF EXISTS %s", SQL.identifier(name)))
         self.env.cr.execute(

@@ -1730,12 +1730,14 @@ CHARGE_INVOICED_MONTHS = 10  # the older months of the year, invoiced
 # The indexes on billing_charge the addon's fields declare for its views and
 # rules (dropped for "before", re-created from their definitions for "after").
 CHARGE_INDEXES = (
-    "billing_charge__date_index",
-    "billing_charge__product_id_index",
+    "billing_charge_date_product_idx",
     "billing_charge_partner_state_date_idx",
 )
+CHARGE_RARE = 200  # the records of a service of few, taken from another
 # Indexes tried and not kept: measured with the others, to show what they add.
 CHARGE_INDEXES_TRIED = {
+    # The service's own index, which the date and service index replaced.
+    "bench_charge_product_idx": "(product_id)",
     "bench_charge_company_date_idx": "(company_id, date DESC, id DESC)",
     "bench_charge_state_idx": "(state)",
     "bench_charge_company_idx": "(company_id)",
@@ -1909,10 +1911,11 @@ def _bench_charge_explain(env, code, params):
     return result["Planning Time"] + result["Execution Time"], buffers, indexes
 
 
-def _bench_charge_calls(env, user, customers, products, moves, start):
+def _bench_charge_calls(env, user, customers, products, rare, moves, start):
     """The views' calls as the web client makes them, for ``user``: name ->
     function running it (search_fetch of a page of 80 and its count up to
-    10,000, or the read_group of a group by)."""
+    10,000, or the read_group of a group by); ``rare`` is a service of few
+    records."""
     Charge = env["billing.charge"].with_user(user)
     fields_list = [
         "date",
@@ -1944,6 +1947,14 @@ def _bench_charge_calls(env, user, customers, products, moves, start):
             [("date", ">=", month), ("date", "<", month + relativedelta(months=1))]
         ),
         "product": page([("product_id", "=", products[7].id)]),
+        "rare product": page([("product_id", "=", rare.id)]),
+        "product in a month": page(
+            [
+                ("product_id", "=", products[7].id),
+                ("date", ">=", month),
+                ("date", "<", month + relativedelta(months=1)),
+            ]
+        ),
         "customer": page([("partner_id", "=", customers[13].id)]),
         # The recurring run's pending charges of a batch of customers up to a
         # date, counted by customer (as billing.recurring counts a batch's).
@@ -2021,12 +2032,26 @@ def bench_charge_indexes(env):
     started = time.perf_counter()
     start = _bench_charge_rows(env, customers, products, lines, ranks, other)
     filled = time.perf_counter() - started
+    # A service of few records (the latest of another service's), as a
+    # product sold to some customers only.
+    rare = env["product.product"].create(
+        {"name": "Bench Rare Service", "type": "service", "list_price": 0.05}
+    )
+    env.cr.execute(
+        SQL(
+            "UPDATE billing_charge SET product_id = %s WHERE id IN (SELECT id FROM "
+            "billing_charge WHERE product_id = %s ORDER BY id DESC LIMIT %s)",
+            rare.id,
+            products[3].id,
+            CHARGE_RARE,
+        )
+    )
     env.cr.execute("ANALYZE billing_charge")
     env.cr.commit()
     print(
         f"bench charge_indexes: {CHARGE_ROWS:,} usage records inserted in "
         f"{filled:,.1f} s, {CHARGE_CUSTOMERS:,} customers, {CHARGE_PRODUCTS} "
-        f"services, 2 companies"
+        f"services and one of {CHARGE_RARE} records, 2 companies"
     )
     env.cr.execute(
         "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'billing_charge'"
@@ -2037,7 +2062,7 @@ def bench_charge_indexes(env):
     missing = set(CHARGE_INDEXES) - set(definitions)
     if missing:
         raise AssertionError(f"indexes not made by the addon: {sorted(missing)}")
-    calls = _bench_charge_calls(env, user, customers, products, moves, start)
+    calls = _bench_charge_calls(env, user, customers, products, rare, moves, start)
     for name in definitions:
         env.cr.execute(SQL("DROP INDEX %s", SQL.identifier(name)))
     env.cr.execute("ANALYZE billing_charge")

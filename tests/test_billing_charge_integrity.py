@@ -83,22 +83,24 @@ class TestBillingChargeIntegrity(BillingServiceCommon):
 
     def test_one_index_of_the_customer_state_and_date_after_an_update(self):
         """The searches by customer and the recurring run's pending records of a
-        customer share one index; a database of an earlier version had two,
-        which the update drops, and one of the wallet movement, which the
-        consumption posting no longer reads (usage_amounts)."""
+        customer share one index, and the lists' order by date and the Service
+        search another; a database of an earlier version had two of each, which
+        the update drops, and one of the wallet movement, which the consumption
+        posting no longer reads (usage_amounts)."""
         indexes = self._indexes()
         self.assertIn(
             "(partner_id, state, date)",
             indexes["billing_charge_partner_state_date_idx"],
         )
-        self.assertFalse(
-            {
-                "billing_charge__partner_id_index",
-                "billing_charge_pending_partner_date_idx",
-                "billing_charge__wallet_move_id_index",
-            }
-            & set(indexes)
-        )
+        self.assertIn("(date, product_id)", indexes["billing_charge_date_product_idx"])
+        earlier = {
+            "billing_charge__partner_id_index",
+            "billing_charge_pending_partner_date_idx",
+            "billing_charge__wallet_move_id_index",
+            "billing_charge__date_index",
+            "billing_charge__product_id_index",
+        }
+        self.assertFalse(earlier & set(indexes))
         self.env.cr.execute(
             SQL(
                 "CREATE INDEX billing_charge__partner_id_index "
@@ -106,9 +108,13 @@ class TestBillingChargeIntegrity(BillingServiceCommon):
                 "CREATE INDEX billing_charge_pending_partner_date_idx "
                 "ON billing_charge (partner_id, date) WHERE state = 'pending'; "
                 "CREATE INDEX billing_charge__wallet_move_id_index "
-                "ON billing_charge (wallet_move_id) WHERE wallet_move_id IS NOT NULL"
+                "ON billing_charge (wallet_move_id) WHERE wallet_move_id IS NOT NULL; "
+                "CREATE INDEX billing_charge__date_index ON billing_charge (date); "
+                "CREATE INDEX billing_charge__product_id_index "
+                "ON billing_charge (product_id)"
             )
         )
+        self.assertLessEqual(earlier, set(self._indexes()))
         self.registry.init_models(
             self.env.cr, ["billing.charge"], {"module": "prepaid_postpaid_billing"}
         )
