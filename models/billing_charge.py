@@ -319,6 +319,18 @@ class BillingCharge(models.Model):
             "billing_charge__product_id_index",
         ):
             self.env.cr.execute(SQL("DROP INDEX IF EXISTS %s", SQL.identifier(name)))
+        # The ingest's COPY leaves the dates of creation and change to the
+        # database, the time of the transaction as Odoo's own: COPY parses a
+        # timestamp sent for every record at a sixth of its time.
+        self.env.cr.execute(
+            SQL(
+                """
+                ALTER TABLE billing_charge
+                    ALTER COLUMN create_date SET DEFAULT (now() AT TIME ZONE 'UTC'),
+                    ALTER COLUMN write_date SET DEFAULT (now() AT TIME ZONE 'UTC')
+                """
+            )
+        )
         self.env.cr.execute(
             SQL(
                 """
@@ -993,9 +1005,8 @@ class BillingCharge(models.Model):
         wallets, movements = {}, {}
         if prepaid:
             wallets, movements = self._ingest_open_wallets(sorted(prepaid))
-        self.env.cr.execute(SQL("SELECT NOW() AT TIME ZONE 'UTC'"))
-        now = self.env.cr.fetchone()[0]
-        tail = f"\t{company.id}\t%s\t{self.env.uid}\t{self.env.uid}\t{now}\t{now}\n"
+        # The dates of creation and change are the columns' defaults (init).
+        tail = f"\t{company.id}\t%s\t{self.env.uid}\t{self.env.uid}\n"
         tails = {None: tail % f"pending\t{COPY_NULL}"}
         for partner_id, move_id in movements.items():
             tails[partner_id] = tail % f"debited\t{move_id}"
@@ -1017,7 +1028,7 @@ class BillingCharge(models.Model):
         self._ingest_copy_from(
             "COPY billing_charge (partner_id, product_id, date, quantity, "
             "price_unit, amount, name, external_ref, company_id, state, "
-            "wallet_move_id, create_uid, write_uid, create_date, write_date) "
+            "wallet_move_id, create_uid, write_uid) "
             "FROM STDIN",
             data,
         )

@@ -120,6 +120,63 @@ class TestBillingChargeIntegrity(BillingServiceCommon):
         )
         self.assertEqual(self._indexes(), indexes)
 
+    def _date_defaults(self):
+        self.env.cr.execute(
+            SQL(
+                """
+                SELECT column_name, column_default FROM information_schema.columns
+                 WHERE table_name = 'billing_charge'
+                   AND column_name IN ('create_date', 'write_date')
+                """
+            )
+        )
+        return dict(self.env.cr.fetchall())
+
+    def test_ingested_records_dated_by_their_transaction_even_after_an_update(self):
+        """The COPY of the ingest sends no date of creation or change: the
+        columns' defaults give the transaction's time, as the ORM gives it,
+        and a module update gives them back to a table that lost them."""
+        self.env.cr.execute(SQL("SELECT now() AT TIME ZONE 'UTC'"))
+        now = self.env.cr.fetchone()[0]
+        user = new_test_user(
+            self.env,
+            login="int-dates",
+            groups="base.group_user,prepaid_postpaid_billing.group_billing_user",
+        )
+        Charge = type(self.env["billing.charge"])
+        with patch.object(
+            Charge, "_ingest_copy", autospec=True, side_effect=Charge._ingest_copy
+        ) as streamed:
+            charge = self._ingest("int-dates", env=self.env(user=user))
+        self.assertEqual(streamed.call_count, 1)
+        self.env.cr.execute(
+            SQL(
+                "SELECT create_date, write_date, create_uid, write_uid "
+                "FROM billing_charge WHERE id = %s",
+                charge.id,
+            )
+        )
+        self.assertEqual(self.env.cr.fetchone(), (now, now, user.id, user.id))
+        self.assertEqual(
+            (charge.create_date, charge.write_date, charge.create_uid), (now, now, user)
+        )
+        defaults = self._date_defaults()
+        self.assertEqual(set(defaults), {"create_date", "write_date"})
+        self.assertTrue(all("now()" in default for default in defaults.values()))
+        self.env.cr.execute(
+            SQL(
+                "ALTER TABLE billing_charge ALTER COLUMN create_date DROP DEFAULT, "
+                "ALTER COLUMN write_date DROP DEFAULT"
+            )
+        )
+        self.assertEqual(set(self._date_defaults().values()), {None})
+        self.registry.init_models(
+            self.env.cr, ["billing.charge"], {"module": "prepaid_postpaid_billing"}
+        )
+        self.assertEqual(self._date_defaults(), defaults)
+        again = self._ingest("int-dates-again")
+        self.assertEqual((again.create_date, again.write_date), (now, now))
+
     def test_customer_with_usage_cannot_be_deleted(self):
         charge = self._ingest("int-partner")
         with self.assertRefusedWritingNothing(UserError, "usage records refer to it"):
