@@ -979,10 +979,11 @@ def bench_ingest(env):
         "CREATE TABLE bench_ingest_replica (LIKE billing_charge INCLUDING ALL)"
     )
     env.cr.commit()
+    # As the ingest's COPY: the dates of creation and change are the columns'
+    # defaults, which LIKE ... INCLUDING ALL copies.
     stored_columns = (
         "partner_id, product_id, date, quantity, price_unit, amount, name, "
-        "external_ref, company_id, state, wallet_move_id, create_uid, write_uid, "
-        "create_date, write_date"
+        "external_ref, company_id, state, wallet_move_id, create_uid, write_uid"
     )
     usage_names = "partner_id, product_id, date, quantity, external_ref"
     references = {
@@ -1000,10 +1001,7 @@ def bench_ingest(env):
                 for r in records
             )
         else:
-            tail = (
-                f"\t{env.company.id}\tpending\t\\N\t{user.id}\t{user.id}\t"
-                f"{day}\t{day}\n"
-            )
+            tail = f"\t{env.company.id}\tpending\t\\N\t{user.id}\t{user.id}\n"
             lines = (
                 f"{r['partner_id']}\t{r['product_id']}\t{r['date']}\t"
                 f"{r['quantity']}\t{USAGE_PRICE}\t{r['quantity'] * USAGE_PRICE}\t"
