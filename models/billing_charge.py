@@ -1148,9 +1148,8 @@ class BillingCharge(models.Model):
         partners = self.env["res.partner"].browse(
             [partner_id for partner_id in wallets if paid[partner_id][0]]
         )
-        # The stored complete name: the display name of a customer without its
-        # per-record computation.
-        partners.fetch(["complete_name"])
+        # The stored complete name, read with the customers (_ingest_partners):
+        # the display name of a customer without its per-record computation.
         # Translated once for all the wallets.
         usage_of = self.env._("Usage of %(partner)s")
         records = self.env._("%(count)s usage records")
@@ -1437,8 +1436,15 @@ class BillingCharge(models.Model):
             )
         )
         commercial = partners.commercial_partner_id
+        # The complete name: the ledger line of a prepaid customer's wallet
+        # (_ingest_close_wallets), read with the rest.
         commercial.fetch(
-            ["billing_mode", "specific_property_product_pricelist", "country_id"]
+            [
+                "billing_mode",
+                "specific_property_product_pricelist",
+                "country_id",
+                "complete_name",
+            ]
         )
         pricelists = {
             p.id: p.property_product_pricelist.id

@@ -324,6 +324,32 @@ class TestBillingWalletExact(BillingRecurringCommon):
         )
         self.assertLessEqual(prepaid_queries - postpaid_queries, 4)
 
+    def test_ledger_line_named_after_the_customer_of_the_contacts_sent(self):
+        """The ledger line of a call is named after the customer whose wallet
+        paid (its complete name, read with the customers before the COPY), for
+        records sent for it and for its contacts alike."""
+        self._fund(1.0)
+        contact = self.env["res.partner"].create(
+            {"name": "Usage Contact", "parent_id": self.customer.id}
+        )
+        self.assertEqual(contact.commercial_partner_id, self.customer)
+        self.env.flush_all()
+        self.env.invalidate_all()
+        result = self._ingest(
+            [
+                self._prepaid("named", 0.0075, partner=contact),
+                self._prepaid("named", 0.0025),
+                self._prepaid("named", 0.001, partner=contact),
+            ]
+        )
+        self.assertEqual(result["created"], 3, result)
+        movement = self._wallet().move_ids[:1]
+        self.assertEqual(movement.kind, "usage")
+        self.assertEqual(movement.name, f"Usage of {self.customer.complete_name}")
+        self.assertEqual(movement.origin, "3 usage records")
+        self.assertAlmostEqual(movement.amount, -0.011, places=6)
+        self.assertAlmostEqual(self._wallet().balance, 0.989, places=6)
+
     def test_large_batch_triggers_the_consumption_posting(self):
         self._fund(100.0)
         cron = self.env.ref("prepaid_postpaid_billing.ir_cron_billing_post_consumption")
