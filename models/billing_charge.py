@@ -1148,8 +1148,6 @@ class BillingCharge(models.Model):
         partners = self.env["res.partner"].browse(
             [partner_id for partner_id in wallets if paid[partner_id][0]]
         )
-        # The stored complete name, read with the customers (_ingest_partners):
-        # the display name of a customer without its per-record computation.
         # Translated once for all the wallets.
         usage_of = self.env._("Usage of %(partner)s")
         records = self.env._("%(count)s usage records")
@@ -1159,6 +1157,9 @@ class BillingCharge(models.Model):
             count, products = paid[partner.id]
             debits[wallets[partner.id][0]] = {
                 "move_id": movements[partner.id],
+                # The stored complete name, read with the customers
+                # (_ingest_partners): the display name of a customer without
+                # its per-record computation.
                 "name": usage_of
                 % {"partner": partner.complete_name or partner.display_name},
                 "idempotency_key": f"usage:{batch}:{partner.id}",
